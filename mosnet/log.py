@@ -1,0 +1,110 @@
+"""One logger for PID 1, the daemon and the CLI.
+
+Lines go to /dev/kmsg as ``<prio>mosnet: ...`` (so they land in dmesg and
+survive switch_root in the journal) and to the console. A console that blocks
+never stalls boot: writes are non-blocking and dropped on EAGAIN.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+
+PREFIX = "mosnet"
+_KMSG_PRIO = {
+    logging.DEBUG: 7,
+    logging.INFO: 6,
+    logging.WARNING: 4,
+    logging.ERROR: 3,
+    logging.CRITICAL: 2,
+}
+
+
+def uptime() -> float:
+    """Seconds since boot (CLOCK_BOOTTIME), the clock dmesg uses."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+class _FdHandler(logging.Handler):
+    """Write formatted records to a raw fd without ever blocking or raising."""
+
+    def __init__(self, fd: int, kmsg: bool) -> None:
+        super().__init__()
+        self.fd = fd
+        self.kmsg = kmsg
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+            if self.kmsg:
+                prio = _KMSG_PRIO.get(record.levelno, 6)
+                data = f"<{prio}>{PREFIX}: {text}\n"
+            else:
+                data = f"[{uptime():9.3f}] {PREFIX}: {text}\n"
+            os.write(self.fd, data.encode("utf-8", "replace")[:1000])
+        except OSError:
+            pass
+
+
+def _open_nonblocking(path: str) -> int | None:
+    try:
+        return os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        return None
+
+
+def setup(*, kmsg: bool = False, console: str | None = None, level: int = logging.INFO) -> None:
+    """Route the ``mosnet`` logger to kmsg and/or a console device or stderr.
+
+    ``console=None`` writes to stderr. Calling it again replaces the handlers,
+    which the daemon does after switch_root.
+    """
+    root = logging.getLogger(PREFIX)
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        if isinstance(handler, _FdHandler) and handler.fd > 2:
+            with contextlib.suppress(OSError):
+                os.close(handler.fd)
+    root.setLevel(level)
+    root.propagate = False
+    kmsg_fd = _open_nonblocking("/dev/kmsg") if kmsg else None
+    if kmsg_fd is not None:
+        root.addHandler(_FdHandler(kmsg_fd, kmsg=True))
+    out_fd = _open_nonblocking(console) if console else None
+    if out_fd is None and (console is None or kmsg_fd is None):
+        out_fd = os.dup(sys.stderr.fileno()) if _stderr_ok() else None
+    if out_fd is not None:
+        root.addHandler(_FdHandler(out_fd, kmsg=False))
+
+
+def _stderr_ok() -> bool:
+    try:
+        os.fstat(sys.stderr.fileno())
+        return True
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def get(name: str) -> logging.Logger:
+    """A child of the ``mosnet`` logger, e.g. ``get("init.switchroot")``."""
+    return logging.getLogger(f"{PREFIX}.{name}")
+
+
+@contextlib.contextmanager
+def step(logger: logging.Logger, what: str, timings: dict[str, float] | None = None) -> Iterator[None]:
+    """Log the start and the duration of one boot phase; record it in ``timings``."""
+    start = time.monotonic()
+    logger.info("%s ... (uptime %.3f s)", what, uptime())
+    try:
+        yield
+    except BaseException:
+        logger.error("%s failed after %.0f ms", what, (time.monotonic() - start) * 1000)
+        raise
+    elapsed = time.monotonic() - start
+    if timings is not None:
+        timings[what] = elapsed
+    logger.info("%s done in %.0f ms", what, elapsed * 1000)
