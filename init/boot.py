@@ -1,0 +1,227 @@
+"""PID 1 of the mosnet initramfs: the boot sequence and its fallbacks.
+
+Order: API filesystems, logging, command line, drivers, network, root
+device, daemon, switch_root. Every phase runs under ``pid1.guard`` so no
+exception unwinds PID 1. Phases that completed are not repeated when a later
+one fails and the boot is retried.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass, field
+from typing import NoReturn
+
+from pyroute2 import IPRoute
+
+from init import bootcfg, modules, mounts, pid1, procs, rootdev, switchroot
+from mosnet import daemon, discover, log, resolvconf
+from mosnet.dhcp4 import apply
+from mosnet.dhcp4.client import Client
+from mosnet.dhcp4.lease import Lease
+
+NEW_ROOT = "/sysroot"
+RUN_DIR = "/run/mosnet"
+CARRIER_TIMEOUT = 10.0
+DHCP_TIMEOUT = 10.0
+MAX_ATTEMPTS = 3
+RETRY_DELAY = 5.0
+ENV = {
+    "HOME": "/",
+    "TERM": "linux",
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+}
+
+_log = log.get("init")
+
+
+@dataclass
+class BootState:
+    """What has been done so far; a retry picks up where the last try stopped."""
+
+    cfg: bootcfg.BootConfig
+    timings: dict[str, float] = field(default_factory=dict)
+    modules_done: bool = False
+    network_done: bool = False
+    client: Client | None = None
+    lease: Lease | None = None
+    root_mounted: bool = False
+    daemon: daemon.DaemonHandle | None = None
+
+
+def _read_cmdline() -> str:
+    try:
+        with open("/proc/cmdline") as f:
+            return f.read()
+    except OSError as exc:
+        _log.error("cannot read /proc/cmdline: %s", exc)
+        return ""
+
+
+def load_drivers(state: BootState) -> None:
+    kver = os.uname().release
+    index = modules.ModuleIndex.load(f"/lib/modules/{kver}")
+    modules.install_helper()
+    modules.coldplug(modules.Loader(index))
+    state.modules_done = True
+
+
+def _pick_nic() -> discover.Nic | None:
+    with IPRoute() as ipr:
+        nics = discover.list_nics(ipr)
+        if not nics:
+            _log.warning("no physical NIC found")
+            return None
+        discover.bring_up(ipr, nics)
+    ready = discover.wait_for_carrier(nics, CARRIER_TIMEOUT)
+    if not ready:
+        _log.warning("no NIC has carrier after %.0f s; trying %s", CARRIER_TIMEOUT, nics[0].name)
+        return nics[0]
+    _log.info("first NIC with link: %s", ready[0].describe())
+    return ready[0]
+
+
+def bring_up_network(state: BootState) -> None:
+    """DHCPv4 on the first NIC with link. No lease is not fatal: the daemon keeps trying."""
+    nic = _pick_nic()
+    state.network_done = True
+    if nic is None:
+        return
+    client = Client(nic.name)
+    state.client = client
+    lease = client.acquire(DHCP_TIMEOUT)
+    if lease is None:
+        _log.warning("no DHCP lease on %s yet; the daemon keeps asking", nic.name)
+        return
+    state.lease = lease
+    apply.apply(lease, nic.name, client.clock())
+    apply.write_lease(lease, nic.name, RUN_DIR)
+    daemon.publish_dns(lease, RUN_DIR)
+    _log.info(
+        "%s: %s/%d via %s, dns %s",
+        nic.name,
+        lease.address,
+        lease.prefixlen,
+        ",".join(map(str, lease.routers)) or "-",
+        ",".join(map(str, lease.dns)) or "-",
+    )
+
+
+def mount_root(state: BootState) -> None:
+    cfg = state.cfg
+    if cfg.rootdelay:
+        _log.info("rootdelay: waiting %d s", cfg.rootdelay)
+        time.sleep(cfg.rootdelay)
+    dev = rootdev.wait_for(cfg.root, cfg.root_timeout)
+    os.makedirs(NEW_ROOT, exist_ok=True)
+    rootdev.mount_root(dev, NEW_ROOT, cfg.rootfstype, cfg.rootflags, cfg.readonly)
+    state.root_mounted = True
+    if state.lease is not None:
+        daemon.publish_dns(state.lease, RUN_DIR)  # also the real root's /etc if writable
+        _copy_resolv_conf()
+
+
+def _copy_resolv_conf() -> None:
+    """Give the real root the lease's resolv.conf when its /etc is writable."""
+    src = os.path.join(RUN_DIR, "resolv.conf")
+    if not os.path.exists(src):
+        return
+    with open(src) as f:
+        text = f.read()
+    try:
+        resolvconf.write_atomic(os.path.join(NEW_ROOT, "etc/resolv.conf"), text)
+    except OSError as exc:
+        _log.warning(
+            "real root's /etc/resolv.conf not written (%s); it is in %s", exc.strerror, src
+        )
+
+
+def start_daemon(state: BootState) -> None:
+    if state.daemon is not None or state.client is None:
+        return
+    state.daemon = daemon.spawn(state.client, NEW_ROOT if state.root_mounted else None)
+    procs.reap_orphans()
+
+
+def do_switch_root(state: BootState) -> NoReturn:
+    cfg = state.cfg
+    plan = switchroot.preflight(NEW_ROOT, cfg.init)
+    if state.daemon is None and state.client is not None:
+        start_daemon(state)
+    handle = state.daemon
+    argv = [plan.init, *cfg.init_args]
+    _log.info(
+        "boot timings: %s", ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in state.timings.items())
+    )
+    switchroot.execute(
+        plan, argv, ENV,
+        keep_fds=(handle.notify_fd,) if handle else (),
+        before_exec=handle.announce_switch if handle else None,
+    )  # fmt: skip
+
+
+def boot_once(state: BootState) -> NoReturn:
+    t = state.timings
+    if not state.modules_done:
+        with log.step(_log, "drivers", t):
+            load_drivers(state)
+    if not state.network_done:
+        with log.step(_log, "network", t):
+            bring_up_network(state)
+    if not state.root_mounted:
+        with log.step(_log, "root", t):
+            mount_root(state)
+    with log.step(_log, "daemon", t):
+        start_daemon(state)
+    do_switch_root(state)
+
+
+def fallback(state: BootState, reason: str) -> NoReturn:
+    _log.critical("FATAL: %s", reason)
+    if state.cfg.mosshell:
+        _log.critical("mosshell: starting the emergency shell on the console")
+        pid1.emergency_shell()
+    _log.critical("add 'mosshell' to the kernel command line for an emergency shell")
+    pid1.halt(reason)
+
+
+def _setup(timings: dict[str, float]) -> bootcfg.BootConfig:
+    start = time.monotonic()
+    pid1.install_signal_handlers()
+    problems = mounts.mount_api()
+    log.setup(kmsg=True, console="/dev/console")
+    _log.info("mosnet-init starting as pid %d (uptime %.3f s)", os.getpid(), log.uptime())
+    for problem in problems:
+        _log.error("%s", problem)
+    cfg, errors = bootcfg.parse(_read_cmdline())
+    bootcfg.log_errors(errors, _log)
+    timings["setup"] = time.monotonic() - start
+    return cfg
+
+
+def main() -> NoReturn:
+    timings: dict[str, float] = {}
+    cfg = pid1.guard(_setup, timings)
+    if isinstance(cfg, BaseException):
+        cfg = bootcfg.BootConfig()
+    state = BootState(cfg, timings)
+    reason = "unknown"
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        result = pid1.guard(boot_once, state)
+        reason = f"{type(result).__name__}: {result}"
+        if isinstance(result, switchroot.SwitchRootFailed):
+            break  # the initramfs is gone: nothing left to retry with
+        if attempt < MAX_ATTEMPTS:
+            _log.error(
+                "boot attempt %d/%d failed (%s); retrying in %.0f s",
+                attempt,
+                MAX_ATTEMPTS,
+                reason,
+                RETRY_DELAY,
+            )
+            with contextlib.suppress(BaseException):
+                time.sleep(RETRY_DELAY)
+                procs.reap_orphans()
+    fallback(state, reason)

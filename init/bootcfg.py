@@ -1,0 +1,284 @@
+"""The init-related kernel parameters, parsed once into a frozen BootConfig.
+
+Parse, don't die: a malformed value of one of *our* parameters becomes a
+ParamError in the returned tuple and that field keeps its default, so one typo
+never stops the rest of the command line from applying. Parameters we do not
+know are ignored; the kernel line carries many that belong to others.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from mosnet import kcmdline
+from mosnet.errors import ParamError
+from mosnet.kcmdline import Param
+
+ROOT_KINDS = ("path", "uuid", "label", "partuuid", "partlabel", "devnum", "nfs", "none")
+# The kernel's own fallback list (init/main.c, kernel_init).
+DEFAULT_INITS = ("/sbin/init", "/etc/init", "/bin/init", "/bin/sh")
+DEFAULT_ROOT_TIMEOUT = 30.0
+# Bare ``rootwait`` means "forever" to the kernel; PID 1 still wants to reach
+# its emergency path eventually, so it is bounded.
+ROOTWAIT_TIMEOUT = 300.0
+MAX_SECONDS = 3600
+
+_FSTYPE_RE = re.compile(r"[a-z0-9_.,-]+")
+_UUID_RE = re.compile(r"[0-9a-fA-F][0-9a-fA-F-]*")
+_UINT_RE = re.compile(r"[0-9]{1,9}")  # bounded: int() of 5000 digits raises
+_SECONDS_RE = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})?")
+_DEVNUM_RE = re.compile(r"([0-9]{1,9}):([0-9]{1,9})")
+_BOOL_WORDS = {
+    "1": True, "y": True, "yes": True, "true": True, "on": True,
+    "0": False, "n": False, "no": False, "false": False, "off": False,
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RootSpec:
+    """What ``root=`` names. ``value`` is lower-cased for the uuid kinds."""
+
+    kind: str = "none"
+    value: str = ""
+    partnroff: int = 0  # PARTUUID=.../PARTNROFF=n: partition number offset
+
+    @property
+    def supported(self) -> bool:
+        """nfs is recorded so we can say so on the console, but not mounted yet."""
+        return self.kind not in ("nfs", "none")
+
+    def __str__(self) -> str:
+        if self.kind in ("path", "devnum"):
+            return self.value
+        if self.kind == "none":
+            return "(no root=)"
+        if self.kind == "nfs":
+            return f"nfs:{self.value}"
+        text = f"{self.kind.upper()}={self.value}"
+        return f"{text}/PARTNROFF={self.partnroff}" if self.partnroff else text
+
+
+@dataclass(frozen=True)
+class BootConfig:
+    root: RootSpec = field(default_factory=RootSpec)
+    rootfstype: str | None = None
+    rootflags: str | None = None
+    readonly: bool = True  # the kernel mounts root read-only unless ``rw``
+    init: str | None = None
+    init_args: tuple[str, ...] = ()
+    rootwait: bool = False
+    rootwait_seconds: int | None = None  # ``rootwait=<s>`` (Linux >= 6.5)
+    rootdelay: int = 0
+    mosroot_timeout: float | None = None
+    mosshell: bool = False
+    mosdebug: bool = False
+    consoles: tuple[str, ...] = ()
+
+    @property
+    def root_timeout(self) -> float:
+        """How long to wait for the root device; always finite."""
+        if self.mosroot_timeout is not None:
+            return self.mosroot_timeout
+        if self.rootwait_seconds is not None:
+            return float(self.rootwait_seconds)
+        return ROOTWAIT_TIMEOUT if self.rootwait else DEFAULT_ROOT_TIMEOUT
+
+    @property
+    def fstypes(self) -> tuple[str, ...]:
+        """``rootfstype`` may be a comma-separated list, as for the kernel."""
+        if not self.rootfstype:
+            return ()
+        return tuple(t for t in self.rootfstype.split(",") if t)
+
+    @property
+    def init_candidates(self) -> tuple[str, ...]:
+        return (self.init,) if self.init else DEFAULT_INITS
+
+    @property
+    def primary_console(self) -> str | None:
+        """The last ``console=`` is /dev/console, so it is where users look."""
+        return self.consoles[-1] if self.consoles else None
+
+    @property
+    def console_device(self) -> str | None:
+        """``console=ttyS0,115200n8`` -> ``/dev/ttyS0``; None if not a tty name."""
+        name = (self.primary_console or "").split(",", 1)[0]
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
+            return None
+        return f"/dev/{name}"
+
+
+_ROOT_EXPECTED = "/dev/NAME, UUID=, LABEL=, PARTUUID=[/PARTNROFF=n], PARTLABEL=, MAJ:MIN or nfs:..."
+
+
+def parse_root(value: str) -> RootSpec:
+    """One ``root=`` value. Raises only ParamError."""
+    if value in ("/dev/nfs", "nfs") or value.startswith(("nfs:", "nfs4:")):
+        return RootSpec("nfs", value.partition(":")[2])
+    if value.startswith("/dev/") and len(value) > 5 and "\0" not in value:
+        return RootSpec("path", value)
+    prefix, sep, rest = value.partition("=")
+    prefix = prefix.upper()
+    if sep and prefix in ("UUID", "PARTUUID"):
+        return _parse_uuid_root(prefix, rest, value)
+    if sep and prefix in ("LABEL", "PARTLABEL") and rest:
+        return RootSpec(prefix.lower(), rest)
+    m = _DEVNUM_RE.fullmatch(value)
+    if m:
+        return RootSpec("devnum", f"{int(m[1])}:{int(m[2])}")
+    raise ParamError("root", value, _ROOT_EXPECTED)
+
+
+def _parse_uuid_root(prefix: str, rest: str, token: str) -> RootSpec:
+    uuid, slash, offset = rest.partition("/")
+    offset_n = 0
+    if slash:
+        key, eq, num = offset.partition("=")
+        if prefix != "PARTUUID" or key.upper() != "PARTNROFF" or not eq:
+            raise ParamError("root", token, f"{prefix}=<hex uuid>")
+        if not re.fullmatch(r"-?[0-9]{1,6}", num):
+            raise ParamError("root", token, "PARTUUID=<uuid>/PARTNROFF=<integer>")
+        offset_n = int(num)
+    if not _UUID_RE.fullmatch(uuid):
+        raise ParamError("root", token, f"{prefix}=<hex digits and dashes>")
+    return RootSpec(prefix.lower(), uuid.lower(), offset_n)
+
+
+def parse_bool(param: Param) -> bool:
+    """A bare flag is true; ``=1/0/yes/no/on/off/true/false`` are accepted."""
+    if param.value is None:
+        return True
+    word = _BOOL_WORDS.get(param.value.lower())
+    if word is None:
+        raise ParamError(param.key, param.value, "a bare flag or one of 1/0/yes/no/on/off")
+    return word
+
+
+def _seconds_int(param: Param) -> int:
+    value = param.value or ""
+    if not _UINT_RE.fullmatch(value) or int(value) > MAX_SECONDS:
+        raise ParamError(param.key, value, f"whole seconds 0..{MAX_SECONDS}")
+    return int(value)
+
+
+def _seconds_float(param: Param) -> float:
+    value = param.value or ""
+    if not _SECONDS_RE.fullmatch(value) or float(value) > MAX_SECONDS:
+        raise ParamError(param.key, value, f"seconds 0..{MAX_SECONDS}, e.g. 30 or 2.5")
+    return float(value)
+
+
+def _need_value(param: Param, expected: str) -> str:
+    if not param.value:
+        raise ParamError(param.key, param.value or "", expected)
+    return param.value
+
+
+def _flag(param: Param) -> None:
+    if param.value is not None:
+        raise ParamError(param.key, param.value, f"bare {param.key!r} without a value")
+
+
+def _root(cfg: BootConfig, p: Param) -> BootConfig:
+    return replace(cfg, root=parse_root(_need_value(p, _ROOT_EXPECTED)))
+
+
+def _rootfstype(cfg: BootConfig, p: Param) -> BootConfig:
+    value = p.value or ""
+    if not _FSTYPE_RE.fullmatch(value):
+        raise ParamError(p.key, value, "filesystem names like ext4 or ext4,xfs ([a-z0-9_.,-]+)")
+    return replace(cfg, rootfstype=value)
+
+
+def _rootflags(cfg: BootConfig, p: Param) -> BootConfig:
+    return replace(cfg, rootflags=_need_value(p, "mount options, e.g. rootflags=noatime"))
+
+
+def _ro(cfg: BootConfig, p: Param) -> BootConfig:
+    _flag(p)
+    return replace(cfg, readonly=True)
+
+
+def _rw(cfg: BootConfig, p: Param) -> BootConfig:
+    _flag(p)
+    return replace(cfg, readonly=False)
+
+
+def _init(cfg: BootConfig, p: Param) -> BootConfig:
+    value = p.value or ""
+    if not value.startswith("/") or "\0" in value:
+        raise ParamError(p.key, value, "an absolute path such as /sbin/init")
+    return replace(cfg, init=value)
+
+
+def _rootwait(cfg: BootConfig, p: Param) -> BootConfig:
+    if p.value is None:
+        return replace(cfg, rootwait=True, rootwait_seconds=None)
+    return replace(cfg, rootwait=True, rootwait_seconds=_seconds_int(p))
+
+
+def _rootdelay(cfg: BootConfig, p: Param) -> BootConfig:
+    return replace(cfg, rootdelay=_seconds_int(p))
+
+
+def _mosroot_timeout(cfg: BootConfig, p: Param) -> BootConfig:
+    return replace(cfg, mosroot_timeout=_seconds_float(p))
+
+
+def _mosshell(cfg: BootConfig, p: Param) -> BootConfig:
+    return replace(cfg, mosshell=parse_bool(p))
+
+
+def _mosdebug(cfg: BootConfig, p: Param) -> BootConfig:
+    return replace(cfg, mosdebug=parse_bool(p))
+
+
+def _console(cfg: BootConfig, p: Param) -> BootConfig:
+    # ``console=`` with no value is legal for the kernel (no console); skip it.
+    if not p.value:
+        return cfg
+    return replace(cfg, consoles=(*cfg.consoles, p.value))
+
+
+_HANDLERS: dict[str, Callable[[BootConfig, Param], BootConfig]] = {
+    "root": _root,
+    "rootfstype": _rootfstype,
+    "rootflags": _rootflags,
+    "ro": _ro,
+    "rw": _rw,
+    "init": _init,
+    "rootwait": _rootwait,
+    "rootdelay": _rootdelay,
+    "mosroot_timeout": _mosroot_timeout,
+    "mosshell": _mosshell,
+    "mosdebug": _mosdebug,
+    "console": _console,
+}
+
+
+def parse(text: str) -> tuple[BootConfig, tuple[ParamError, ...]]:
+    """Parse a kernel command line; never raises.
+
+    Parameters apply in order, so the last valid occurrence wins; an invalid
+    one leaves the previous value (or the default) in place.
+    """
+    cfg = BootConfig(init_args=kcmdline.init_args(text))
+    errors: list[ParamError] = []
+    for param in kcmdline.split(text):
+        handler = _HANDLERS.get(param.key)
+        if handler is None:
+            continue
+        try:
+            cfg = handler(cfg, param)
+        except ParamError as exc:
+            errors.append(exc)
+    return cfg, tuple(errors)
+
+
+def log_errors(errors: tuple[ParamError, ...], logger: logging.Logger) -> None:
+    """One line per bad parameter: name, token and the form we expected."""
+    for err in errors:
+        logger.warning("ignoring kernel parameter %s", err)

@@ -1,0 +1,135 @@
+"""The long-running mosnet daemon, forked from PID 1 before switch_root.
+
+It keeps the DHCP lease alive for the life of the system (later issues add
+the ARP/NDP proxy). Being a fork of PID 1, it has already imported all it
+needs: after switch_root the initramfs files are gone, so it must never
+import lazily. It names itself ``@mosnet-daemon`` so systemd's kill sweeps
+spare it, and it moves its root into the real system once PID 1 says the
+switch happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from dataclasses import dataclass
+
+from mosnet import log, proctitle, resolvconf
+from mosnet.dhcp4 import apply
+from mosnet.dhcp4.client import Client
+from mosnet.dhcp4.lease import Lease
+
+TITLE = "@mosnet-daemon"
+RUN_DIR = "/run/mosnet"
+SWITCHED = b"S"
+
+_log = log.get("daemon")
+
+
+@dataclass(frozen=True)
+class DaemonHandle:
+    pid: int
+    notify_fd: int  # write SWITCHED here once the real root is in place
+
+    def announce_switch(self) -> None:
+        """Called by PID 1 right before it execs the real init."""
+        with contextlib.suppress(OSError):
+            os.write(self.notify_fd, SWITCHED)
+            os.close(self.notify_fd)
+
+
+def publish_dns(lease: Lease, run_dir: str = RUN_DIR) -> None:
+    """resolv.conf for the lease: /run/mosnet/resolv.conf and /etc/resolv.conf."""
+    if not lease.dns:
+        return
+    text = resolvconf.render(
+        lease.dns, lease.search or (), f"mosnet DHCPv4 lease from {lease.server_id}"
+    )
+    for path in (os.path.join(run_dir, "resolv.conf"), "/etc/resolv.conf"):
+        try:
+            resolvconf.write_atomic(path, text)
+        except OSError as exc:  # a read-only real root: /run/mosnet still has it
+            _log.warning("cannot write %s: %s", path, exc.strerror or exc)
+
+
+class LeaseKeeper:
+    """Applies every (re)bind to the interface and publishes it; undoes expiry."""
+
+    def __init__(self, client: Client, run_dir: str = RUN_DIR) -> None:
+        self.client = client
+        self.run_dir = run_dir
+        self.renewals = 0
+
+    def on_bind(self, lease: Lease) -> None:
+        apply.apply(lease, self.client.ifname, self.client.clock())
+        apply.write_lease(lease, self.client.ifname, self.run_dir)
+        publish_dns(lease, self.run_dir)
+        _log.info("lease %s on %s bound, %ds", lease.address, self.client.ifname, lease.lease_time)
+
+    def on_renew(self, lease: Lease) -> None:
+        self.renewals += 1
+        apply.apply(lease, self.client.ifname, self.client.clock())
+        apply.write_lease(lease, self.client.ifname, self.run_dir)
+        publish_dns(lease, self.run_dir)
+        _log.info("lease %s on %s renewed (%d)", lease.address, self.client.ifname, self.renewals)
+
+    def on_expire(self, lease: Lease) -> None:
+        _log.warning("lease %s on %s expired: removing it", lease.address, self.client.ifname)
+        apply.remove(lease, self.client.ifname)
+
+
+def _follow_switch(notify_fd: int, root_fd: int | None) -> None:
+    """Thread: wait for PID 1's word, then chroot into the real root."""
+    try:
+        data = os.read(notify_fd, 1)
+    except OSError:
+        data = b""
+    if data != SWITCHED or root_fd is None:
+        return  # PID 1 stays in the initramfs (fallback): so do we
+    try:
+        os.fchdir(root_fd)
+        os.chroot(".")
+        os.chdir("/")
+        _log.info("daemon now runs in the real root")
+    except OSError as exc:
+        _log.error("cannot enter the real root: %s", exc)
+
+
+def _daemon_main(client: Client, notify_fd: int, root_fd: int | None) -> None:
+    proctitle.set_title(TITLE)
+    os.setsid()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_IGN)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    threading.Thread(target=_follow_switch, args=(notify_fd, root_fd), daemon=True).start()
+    keeper = LeaseKeeper(client)
+    _log.info("daemon started (pid %d), keeping the lease on %s", os.getpid(), client.ifname)
+    client.run_forever(keeper.on_bind, keeper.on_expire, stop.is_set, on_renew=keeper.on_renew)
+    _log.info("daemon stopping on SIGTERM; the address stays until its lifetime ends")
+
+
+def spawn(client: Client, new_root: str | None) -> DaemonHandle:
+    """Fork the daemon; the parent gets a handle, the child never returns."""
+    root_fd = os.open(new_root, os.O_PATH | os.O_DIRECTORY) if new_root else None
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 0
+        try:
+            os.close(write_fd)
+            _daemon_main(client, read_fd, root_fd)
+        except BaseException:
+            _log.exception("daemon crashed")
+            code = 1
+        finally:
+            os._exit(code)  # never fall back into PID 1's code
+    os.close(read_fd)
+    if root_fd is not None:
+        os.close(root_fd)
+    client.close()  # the daemon owns the sockets now
+    _log.info("forked daemon pid %d", pid)
+    return DaemonHandle(pid, write_fd)

@@ -1,0 +1,127 @@
+"""Put a lease into the kernel (pyroute2) and onto disk.
+
+Every netlink call uses replace semantics so applying the same lease twice,
+or a renewed one, changes nothing but the address lifetimes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+from collections.abc import Callable
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from mosnet import log
+from mosnet.dhcp4.lease import Lease
+
+RTNH_F_ONLINK = 4
+RT_SCOPE_LINK = 253
+RTPROT_DHCP = 16  # "proto dhcp" in iproute2
+DEFAULT = IPv4Network("0.0.0.0/0")
+_log = log.get("dhcp4.apply")
+
+
+def planned_routes(lease: Lease) -> list[tuple[IPv4Network, IPv4Address | None, bool]]:
+    """(destination, gateway or None for on-link, onlink flag), in install order.
+
+    RFC 3442: when option 121 is present the router option is ignored.
+    A gateway outside our subnet (e.g. a /32 lease) first gets a link-scope
+    host route, and routes through it carry the onlink flag.
+    """
+    wanted: list[tuple[IPv4Network, IPv4Address]] = list(lease.static_routes)
+    if not wanted and lease.routers:
+        wanted = [(DEFAULT, lease.routers[0])]
+    plan: list[tuple[IPv4Network, IPv4Address | None, bool]] = []
+    subnet = lease.network
+    for dst, gw in wanted:
+        if gw == IPv4Address(0):
+            plan.append((dst, None, False))
+            continue
+        onlink = gw not in subnet
+        host = (IPv4Network(gw), None, False)
+        if onlink and host not in plan:
+            plan.append(host)
+        plan.append((dst, gw, onlink))
+    return plan
+
+
+def apply(lease: Lease, ifname: str, now: float, *, ipr: Any = None) -> None:
+    """Address (lifetime = remaining lease), MTU and routes on ``ifname``."""
+    with _ipr(ipr) as ip:
+        idx = ip.link_lookup(ifname=ifname)[0]
+        left = max(1, int(lease.remaining(now)))
+        ip.addr("replace", index=idx, address=str(lease.address), prefixlen=lease.prefixlen,
+                broadcast=str(lease.network.broadcast_address), valid_lft=left,
+                preferred_lft=left)
+        if lease.mtu is not None:
+            ip.link("set", index=idx, mtu=lease.mtu)
+        for dst, gw, onlink in planned_routes(lease):
+            ip.route("replace", **_route_args(idx, dst, gw, onlink))
+
+
+def remove(lease: Lease, ifname: str, *, ipr: Any = None) -> None:
+    """Undo ``apply`` (lease expired or NAKed); missing pieces are fine."""
+    with _ipr(ipr) as ip:
+        idx = ip.link_lookup(ifname=ifname)[0]
+        for dst, gw, onlink in reversed(planned_routes(lease)):
+            with contextlib.suppress(NetlinkError):
+                ip.route("del", **_route_args(idx, dst, gw, onlink))
+        with contextlib.suppress(NetlinkError):
+            ip.addr("del", index=idx, address=str(lease.address), prefixlen=lease.prefixlen)
+
+
+def _route_args(idx: int, dst: IPv4Network, gw: IPv4Address | None,
+                onlink: bool) -> dict[str, Any]:
+    args: dict[str, Any] = {"dst": str(dst.network_address), "dst_len": dst.prefixlen,
+                            "oif": idx, "proto": RTPROT_DHCP}
+    if gw is None:
+        args["scope"] = RT_SCOPE_LINK
+    else:
+        args["gateway"] = str(gw)
+    if onlink:
+        args["flags"] = RTNH_F_ONLINK
+    return args
+
+
+@contextlib.contextmanager
+def _ipr(ipr: Any) -> Any:
+    if ipr is not None:
+        yield ipr
+        return
+    with IPRoute() as own:
+        yield own
+
+
+def write_lease(lease: Lease, ifname: str, directory: str) -> str:
+    """Write ``lease-<ifname>.json`` atomically (tmp + fsync + rename)."""
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    path = os.path.join(directory, f"lease-{ifname}.json")
+    data = json.dumps({"ifname": ifname, **lease.to_json()}, indent=1).encode()
+    tmp = f"{path}.tmp.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    return path
+
+
+def maybe_set_hostname(name: str | None, *, get: Callable[[], str] = socket.gethostname,
+                       set_: Callable[[str], None] = socket.sethostname) -> bool:
+    """Use the DHCP hostname only if nobody has set one (empty, ``(none)``, localhost)."""
+    if not name:
+        return False
+    current = get()
+    if current not in ("", "(none)", "localhost", "localhost.localdomain"):
+        return False
+    set_(name)
+    _log.info("hostname set to %s from DHCP", name)
+    return True

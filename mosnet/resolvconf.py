@@ -1,0 +1,70 @@
+"""Render and atomically write /etc/resolv.conf.
+
+If the target is a symlink (e.g. to systemd-resolved's stub file) we replace
+the link itself with a regular file instead of writing through it: writing
+through would clobber a file another daemon owns (and that may live on a
+read-only or not-yet-mounted filesystem), while the rename keeps the update
+atomic for readers of /etc/resolv.conf.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Iterable
+
+from mosnet.dhcp4.lease import valid_name
+from mosnet.errors import MosnetError
+
+MAX_NAMESERVERS = 3  # glibc MAXNS
+MAX_SEARCH = 6  # the classic glibc MAXDNSRCH
+
+
+class ResolvConfError(MosnetError):
+    """An entry that must not go into resolv.conf."""
+
+
+def render(nameservers: Iterable[object], search: Iterable[str],
+           source_comment: str) -> str:
+    """Validated resolv.conf text; extra entries beyond the glibc limits are cut."""
+    servers: list[str] = []
+    for ns in nameservers:
+        try:
+            addr = ipaddress.ip_address(str(ns))
+        except ValueError:
+            raise ResolvConfError(f"nameserver {ns!r} is not an IP address") from None
+        if str(addr) not in servers:
+            servers.append(str(addr))
+    domains: list[str] = []
+    for name in search:
+        reason = valid_name(name)
+        if reason:
+            raise ResolvConfError(f"search domain {name!r}: {reason}")
+        if name not in domains:
+            domains.append(name.rstrip("."))
+    comment = " ".join(source_comment.split())  # one line, whatever we were given
+    lines = [f"# {comment}"] if comment else []
+    lines += [f"nameserver {s}" for s in servers[:MAX_NAMESERVERS]]
+    if domains:
+        lines.append("search " + " ".join(domains[:MAX_SEARCH]))
+    return "\n".join(lines) + "\n"
+
+
+def write_atomic(path: str, text: str) -> None:
+    """tmp + fsync + rename in the target's directory, mode 0644 (replaces a symlink)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW,
+                 0o644)
+    try:
+        os.fchmod(fd, 0o644)  # umask must not make it unreadable for non-root resolvers
+        os.write(fd, text.encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)  # rename(2) replaces the link, it does not follow it
+    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)

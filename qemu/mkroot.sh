@@ -1,0 +1,22 @@
+#!/bin/bash
+# Build the demo/test root filesystem: an ext4 image holding static busybox
+# and qemu/root/init as /sbin/init. No loop mount needed (mkfs.ext4 -d).
+# usage: qemu/mkroot.sh OUT.img
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+out=${1:-$top/out/testroot.img}
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage"/{bin,sbin,etc,proc,sys,dev,run,tmp,root,usr/bin,usr/sbin}
+cp /bin/busybox "$stage/bin/busybox"
+for applet in $("$stage/bin/busybox" --list); do
+    [ -e "$stage/bin/$applet" ] || ln -s busybox "$stage/bin/$applet"
+done
+install -m 0755 "$top/qemu/root/init" "$stage/sbin/init"
+printf 'root:x:0:0:root:/root:/bin/sh\n' > "$stage/etc/passwd"
+printf 'root:x:0:\n' > "$stage/etc/group"
+printf '# replaced by mosnet\n' > "$stage/etc/resolv.conf"
+printf 'NAME=mosnet test root\nID=mosnet-testroot\n' > "$stage/etc/os-release"
+rm -f "$out"; mkdir -p "$(dirname "$out")"; truncate -s 64M "$out"
+mkfs.ext4 -q -F -L mosroot -U 6b3ab0d2-5a0c-4c39-9d1e-2f0e7a8b9c10 -E root_owner=0:0 -d "$stage" "$out"
+echo "$out"

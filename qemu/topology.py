@@ -1,0 +1,93 @@
+"""A provider-side network namespace for QEMU guests: bridge, tap, dnsmasq.
+
+The guest's NIC is a tap inside the namespace ``ns``; the namespace bridges it
+to an address that plays gateway, DNS and DHCP server. Only private addresses
+are used, only inside namespaces we create, and cleanup is by PID.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, stdin=subprocess.DEVNULL)
+
+
+@dataclass
+class Gateway:
+    """Namespace ``ns`` with bridge ``br0`` at ``<net>.1/24`` and tap ``tap0``."""
+
+    name: str
+    workdir: Path
+    net: str = "10.213.7"
+    taps: tuple[str, ...] = ("tap0",)
+    dnsmasq_args: tuple[str, ...] = ()
+    pids: list[int] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"{self.net}.1"
+
+    @property
+    def dnsmasq_log(self) -> Path:
+        return self.workdir / "dnsmasq.log"
+
+    def start(self, *, dhcp: bool = True) -> Gateway:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        _ip("netns", "add", self.name)
+        _ip("-n", self.name, "link", "set", "lo", "up")
+        _ip("-n", self.name, "link", "add", "br0", "type", "bridge")
+        _ip("-n", self.name, "addr", "add", f"{self.address}/24", "dev", "br0")
+        _ip("-n", self.name, "link", "set", "br0", "up")
+        for tap in self.taps:
+            _ip("-n", self.name, "tuntap", "add", "dev", tap, "mode", "tap")
+            _ip("-n", self.name, "link", "set", tap, "master", "br0", "up")
+        if dhcp:
+            self.start_dnsmasq()
+        return self
+
+    def start_dnsmasq(self) -> None:
+        argv = [
+            "ip", "netns", "exec", self.name, "dnsmasq", "--keep-in-foreground",
+            "--conf-file=/dev/null", "--user=root", "--bind-interfaces", "--interface=br0",
+            "--except-interface=lo", "--no-ping", "--dhcp-authoritative", "--no-resolv",
+            "--no-hosts", f"--listen-address={self.address}",
+            f"--dhcp-range={self.net}.100,{self.net}.150,255.255.255.0,2m",
+            f"--dhcp-option=option:router,{self.address}",
+            f"--dhcp-option=option:dns-server,{self.address}",
+            "--dhcp-option=option:domain-search,mosnet.test",
+            f"--dhcp-leasefile={self.workdir / 'leases'}", "--log-dhcp",
+            f"--log-facility={self.dnsmasq_log}", *self.dnsmasq_args,
+        ]  # fmt: skip
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.pids.append(proc.pid)
+        deadline = time.monotonic() + 10
+        while not self.dnsmasq_log.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def run(self, *argv: str, timeout: float = 10) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["ip", "netns", "exec", self.name, *argv],
+            capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        for pid in self.pids:
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+        self.pids.clear()
+        subprocess.run(["ip", "netns", "del", self.name], check=False, stdin=subprocess.DEVNULL)
+
+    def __enter__(self) -> Gateway:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
