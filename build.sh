@@ -5,18 +5,21 @@
 # Caches live under .cache/ (ccache, Nuitka, kernel package), so a second run
 # with nothing changed only re-packs the image.
 #
-# usage: ./build.sh [--compress zstd|gzip] [--no-deps]
+# usage: ./build.sh [--compress zstd|gzip] [--no-deps] [--test-deps]
+#   --test-deps  also install what tests/run-all.sh needs (QEMU, dnsmasq, mkfs tools)
 set -euo pipefail
 top=$(cd "$(dirname "$0")" && pwd)
 cd "$top"
 
 compress=zstd
 install_deps=1
+test_deps=0
 while [ $# -gt 0 ]; do
     case $1 in
         --compress) compress=$2; shift 2 ;;
         --no-deps) install_deps=0; shift ;;
-        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        --test-deps) test_deps=1; shift ;;
+        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
         *) echo "build.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -28,6 +31,15 @@ BUILD_DEBS=(
     "gcc:/usr/bin/gcc" "libc6-dev:/usr/lib/x86_64-linux-gnu/libc.a" "ccache:/usr/bin/ccache"
     "patchelf:/usr/bin/patchelf" "busybox-static:/bin/busybox" "kmod:/sbin/depmod"
     "zstd:/usr/bin/zstd" "cpio:/usr/bin/cpio" "e2fsprogs:/sbin/mkfs.ext4"
+)
+
+# What the three test tiers use besides the build: QEMU TCG, real DHCP servers,
+# filesystem and partition tools for the root-device tests.
+TEST_DEBS=(
+    "qemu-system-x86:/usr/bin/qemu-system-x86_64" "dnsmasq-base:/usr/sbin/dnsmasq"
+    "iproute2:/sbin/ip" "nftables:/usr/sbin/nft" "util-linux:/usr/bin/unshare"
+    "fdisk:/sbin/sfdisk" "dosfstools:/sbin/mkfs.vfat" "xfsprogs:/sbin/mkfs.xfs"
+    "squashfs-tools:/usr/bin/mksquashfs" "xz-utils:/usr/bin/xz"
 )
 
 install_debs() {
@@ -91,7 +103,7 @@ NUITKA_FLAGS=(
 
 build_nuitka() {
     local want stamp=.cache/nuitka/.stamp
-    want=$( (printf '%s\n' "${NUITKA_FLAGS[@]}"; .venv/bin/python -m nuitka --version | head -n1;
+    want=$( (printf '%s\n' "${NUITKA_FLAGS[@]}"; .venv/bin/python -m nuitka --version 2>/dev/null | sed -n 1p;
              find init mosnet -name '*.py' -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-32)
     if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && [ -x .cache/nuitka/__main__.dist/mosnet-init.bin ]; then
         return 0
@@ -103,7 +115,10 @@ build_nuitka() {
 }
 
 main() {
-    [ $install_deps = 1 ] && install_debs "${BUILD_DEBS[@]}"
+    if [ $install_deps = 1 ]; then
+        install_debs "${BUILD_DEBS[@]}"
+        [ $test_deps = 1 ] && install_debs "${TEST_DEBS[@]}"
+    fi
     setup_venv
     say "kernel package"
     kver=$(qemu/fetch-kernel.sh)

@@ -34,6 +34,8 @@ ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 }
 
+DEVKMSG = "/proc/sys/kernel/printk_devkmsg"
+
 _log = log.get("init")
 
 
@@ -43,12 +45,30 @@ class BootState:
 
     cfg: bootcfg.BootConfig
     timings: dict[str, float] = field(default_factory=dict)
+    devkmsg: str | None = None  # the rate-limit setting to restore
     modules_done: bool = False
     network_done: bool = False
     client: Client | None = None
     lease: Lease | None = None
     root_mounted: bool = False
     daemon: daemon.DaemonHandle | None = None
+
+
+def _set_devkmsg(value: str) -> str | None:
+    """Set the kernel's /dev/kmsg rate limit; return the old value.
+
+    The default limit drops all but ~10 lines per 5 s from user space, which
+    would eat most of the boot log. The real system gets its value back.
+    """
+    try:
+        with open(DEVKMSG) as f:
+            old = f.read().strip()
+        if old != value:
+            with open(DEVKMSG, "w") as f:
+                f.write(value)
+        return old
+    except OSError:
+        return None
 
 
 def _read_cmdline() -> str:
@@ -155,6 +175,8 @@ def do_switch_root(state: BootState) -> NoReturn:
     _log.info(
         "boot timings: %s", ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in state.timings.items())
     )
+    if state.devkmsg is not None:
+        _set_devkmsg(state.devkmsg)
     switchroot.execute(
         plan, argv, ENV,
         keep_fds=(handle.notify_fd,) if handle else (),
@@ -187,26 +209,27 @@ def fallback(state: BootState, reason: str) -> NoReturn:
     pid1.halt(reason)
 
 
-def _setup(timings: dict[str, float]) -> bootcfg.BootConfig:
+def _setup(state: BootState) -> None:
     start = time.monotonic()
     pid1.install_signal_handlers()
     problems = mounts.mount_api()
-    log.setup(kmsg=True, console="/dev/console")
+    state.devkmsg = _set_devkmsg("on")
+    cmdline = _read_cmdline()
+    # Echo to the console only when the kernel would not show kmsg info lines.
+    log.setup(kmsg=True, console="/dev/console", stderr=False)
+    if log.kernel_echoes_info(cmdline):
+        log.setup(kmsg=True, stderr=False)
     _log.info("mosnet-init starting as pid %d (uptime %.3f s)", os.getpid(), log.uptime())
     for problem in problems:
         _log.error("%s", problem)
-    cfg, errors = bootcfg.parse(_read_cmdline())
+    state.cfg, errors = bootcfg.parse(cmdline)
     bootcfg.log_errors(errors, _log)
-    timings["setup"] = time.monotonic() - start
-    return cfg
+    state.timings["setup"] = time.monotonic() - start
 
 
 def main() -> NoReturn:
-    timings: dict[str, float] = {}
-    cfg = pid1.guard(_setup, timings)
-    if isinstance(cfg, BaseException):
-        cfg = bootcfg.BootConfig()
-    state = BootState(cfg, timings)
+    state = BootState(bootcfg.BootConfig())  # defaults until the command line is read
+    pid1.guard(_setup, state)
     reason = "unknown"
     for attempt in range(1, MAX_ATTEMPTS + 1):
         result = pid1.guard(boot_once, state)

@@ -70,8 +70,13 @@ def _disable_cad_reboot(cad_path: str | None) -> None:
     try:
         with open(cad_path, "w", encoding="ascii") as f:
             f.write("0\n")
+        return
     except OSError as e:
-        _log.warning("cannot write %s (%s); Ctrl-Alt-Del may hard-reboot", cad_path, e.strerror)
+        err = e.strerror
+    # /proc may not be mounted yet; reboot(CAD_OFF) sets the same switch.
+    if os.getpid() == 1 and libc_reboot(LINUX_REBOOT_CMD_CAD_OFF) == 0:
+        return
+    _log.warning("cannot write %s (%s); Ctrl-Alt-Del may hard-reboot", cad_path, err)
 
 
 def install_signal_handlers(*, cad_path: str | None = CAD_PATH) -> None:

@@ -215,7 +215,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--kver", required=True)
     b.add_argument("--dist", type=Path, required=True, help="Nuitka .dist directory")
     b.add_argument("--preinit", type=Path, required=True)
-    b.add_argument("--zstd-level", type=int, default=ZSTD_LEVEL, choices=range(1, 23), metavar="1-22")
+    b.add_argument(
+        "--zstd-level", type=int, default=ZSTD_LEVEL, choices=range(1, 23), metavar="1-22"
+    )
     b.add_argument("--busybox", type=Path, default=Path("/bin/busybox"))
     b.add_argument("--extra-elf", type=Path, action="append", default=[])
     b.add_argument("--modules-extra", action="append", default=[])

@@ -57,11 +57,17 @@ def _open_nonblocking(path: str) -> int | None:
         return None
 
 
-def setup(*, kmsg: bool = False, console: str | None = None, level: int = logging.INFO) -> None:
+def setup(
+    *,
+    kmsg: bool = False,
+    console: str | None = None,
+    stderr: bool = True,
+    level: int = logging.INFO,
+) -> None:
     """Route the ``mosnet`` logger to kmsg and/or a console device or stderr.
 
-    ``console=None`` writes to stderr. Calling it again replaces the handlers,
-    which the daemon does after switch_root.
+    ``console=None`` writes to stderr unless ``stderr=False``. Calling it
+    again replaces the handlers.
     """
     root = logging.getLogger(PREFIX)
     for handler in list(root.handlers):
@@ -75,7 +81,9 @@ def setup(*, kmsg: bool = False, console: str | None = None, level: int = loggin
     if kmsg_fd is not None:
         root.addHandler(_FdHandler(kmsg_fd, kmsg=True))
     out_fd = _open_nonblocking(console) if console else None
-    if out_fd is None and (console is None or kmsg_fd is None):
+    # Never silent: without kmsg and console, stderr is the last resort.
+    want_stderr = stderr and console is None or kmsg_fd is None
+    if out_fd is None and want_stderr:
         out_fd = os.dup(sys.stderr.fileno()) if _stderr_ok() else None
     if out_fd is not None:
         root.addHandler(_FdHandler(out_fd, kmsg=False))
@@ -89,13 +97,29 @@ def _stderr_ok() -> bool:
         return False
 
 
+def kernel_echoes_info(cmdline: str) -> bool:
+    """Does the kernel print our kmsg info lines on the console by itself?
+
+    Not with ``quiet`` or ``loglevel`` below 7; then we copy them ourselves.
+    """
+    words = cmdline.split()
+    if "quiet" in words:
+        return False
+    for word in words:
+        if word.startswith("loglevel=") and word[9:].isdigit():
+            return int(word[9:]) > 6
+    return True
+
+
 def get(name: str) -> logging.Logger:
     """A child of the ``mosnet`` logger, e.g. ``get("init.switchroot")``."""
     return logging.getLogger(f"{PREFIX}.{name}")
 
 
 @contextlib.contextmanager
-def step(logger: logging.Logger, what: str, timings: dict[str, float] | None = None) -> Iterator[None]:
+def step(
+    logger: logging.Logger, what: str, timings: dict[str, float] | None = None
+) -> Iterator[None]:
     """Log the start and the duration of one boot phase; record it in ``timings``."""
     start = time.monotonic()
     logger.info("%s ... (uptime %.3f s)", what, uptime())

@@ -74,7 +74,7 @@ class Vm:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            qemu_argv(spec), stdin=subprocess.DEVNULL, stdout=self._log,
+            qemu_argv(spec), stdin=subprocess.PIPE, stdout=self._log,
             stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         self.started = time.monotonic()
@@ -95,6 +95,12 @@ class Vm:
                 tail = "\n".join(self.text().splitlines()[-40:])
                 raise TimeoutError(f"{pattern!r} not seen ({why}); console tail:\n{tail}")
             time.sleep(0.2)
+
+    def send(self, text: str) -> None:
+        """Type on the serial console."""
+        if self.proc.stdin is not None:
+            self.proc.stdin.write(text.encode())
+            self.proc.stdin.flush()
 
     def wait_exit(self, timeout: float) -> int:
         try:

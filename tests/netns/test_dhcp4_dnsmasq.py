@@ -19,7 +19,8 @@ CLIENT = textwrap.dedent("""
     from mosnet import log, resolvconf
     from mosnet.dhcp4 import Client, ClientConfig, Config, apply
 
-    ifname, outdir, renew_after, want_renews = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+    ifname, outdir = sys.argv[1], sys.argv[2]
+    renew_after, want_renews = float(sys.argv[3]), int(sys.argv[4])
     log.setup(level=logging.DEBUG)
     cfg = ClientConfig(machine=Config(renew_after=renew_after or None, min_retransmit=2.0),
                        probe_count=1, probe_wait=0.3)
@@ -40,8 +41,9 @@ CLIENT = textwrap.dedent("""
             renewed.append(l.acquired_at)
             apply.apply(l, ifname, client.clock())
         end = time.monotonic() + 30
-        client.run_forever(on_bind, lambda l: apply.remove(l, ifname),
-                           should_stop=lambda: len(renewed) >= want_renews or time.monotonic() > end)
+        def stop():
+            return len(renewed) >= want_renews or time.monotonic() > end
+        client.run_forever(on_bind, lambda l: apply.remove(l, ifname), should_stop=stop)
     print(json.dumps({"lease": lease.to_json(), "took": took, "renewed": len(renewed),
                       "state": client.machine.state.value}))
 """)

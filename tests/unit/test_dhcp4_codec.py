@@ -120,7 +120,7 @@ def test_classless_routes() -> None:
                      (bytes([8, 10, 0, 0, 1]), "truncated"),
                      (bytes([8, 10, 1, 2, 3, 4, 0]), "truncated"),
                      (bytes([16, 10, 1, 1, 1, 1]), "truncated"),
-                     (bytes([8, 10]) + bytes(4) + bytes([9, 10, 64, 1, 1, 1, 1]), "host bits|has host")):
+                     (bytes([8, 10, 0, 0, 0, 0, 9, 10, 64, 1, 1, 1, 1]), "host bits")):
         with pytest.raises(codec.DecodeError, match=why):
             codec.parse_classless_routes(bad)
     with pytest.raises(codec.DecodeError, match="121"):

@@ -25,7 +25,10 @@ class Clock:
         return self.t
 
 
-def make(cfg: fsm.Config = fsm.Config()) -> tuple[fsm.Machine, Clock]:
+DEFAULT = fsm.Config()
+
+
+def make(cfg: fsm.Config = DEFAULT) -> tuple[fsm.Machine, Clock]:
     clock = Clock()
     xids = iter(range(100, 10_000))
     return fsm.Machine(MAC, lambda: next(xids), clock, cfg, rand=lambda: 0.5), clock
@@ -45,7 +48,7 @@ def kinds(fx: list[fsm.Effect]) -> list[str]:
     return [type(e).__name__ for e in fx if not isinstance(e, (fsm.Log, fsm.Transition))]
 
 
-def bound(cfg: fsm.Config = fsm.Config()) -> tuple[fsm.Machine, Clock, Lease]:
+def bound(cfg: fsm.Config = DEFAULT) -> tuple[fsm.Machine, Clock, Lease]:
     m, clock = make(cfg)
     m.start()
     m.on_packet(reply(m, codec.OFFER))
@@ -216,9 +219,9 @@ def test_wall_clock_jump_changes_nothing() -> None:
 class FakeTransport:
     mac = MAC
 
-    def __init__(self, script: list[codec.Message | OSError]) -> None:
+    def __init__(self, script: list[codec.Message | OSError], clock: Clock) -> None:
         self.sent: list[tuple[str, codec.Message]] = []
-        self.script = script
+        self.script, self.clock = script, clock
 
     def send_broadcast(self, payload: bytes, src: IPv4Address) -> None:
         self.sent.append(("bcast", codec.decode(payload)))
@@ -228,6 +231,7 @@ class FakeTransport:
 
     def recv(self, timeout: float) -> bytes | None:
         if not self.script:
+            self.clock.t += timeout  # time passes while nothing arrives
             return None
         item = self.script.pop(0)
         if isinstance(item, OSError):
@@ -245,8 +249,9 @@ def test_client_acquire_with_fake_transport_and_enetdown() -> None:
     clock = Clock()
     xid = 4242
     mk = fsm.Machine(MAC, lambda: xid, clock)
-    script: list[codec.Message | OSError] = [OSError(100, "ENETDOWN"), reply(mk, codec.OFFER)]
-    tr = FakeTransport(script)
+    script: list[codec.Message | OSError] = [OSError(100, "ENETDOWN"),
+                                             reply(mk, codec.OFFER, xid=xid)]
+    tr = FakeTransport(script, clock)
     sleeps: list[float] = []
     c = Client("eth0", transport=tr, clock=clock, sleep=sleeps.append, xid_gen=lambda: xid,
                config=ClientConfig(probe_count=1))
@@ -254,10 +259,33 @@ def test_client_acquire_with_fake_transport_and_enetdown() -> None:
 
     def recv(timeout: float) -> bytes | None:
         if tr.sent and tr.sent[-1][1].msg_type == codec.REQUEST and not tr.script:
-            tr.script.append(reply(mk, codec.ACK))
+            tr.script.append(reply(mk, codec.ACK, xid=xid))
         return orig(timeout)
 
     tr.recv = recv  # type: ignore[method-assign]
     lease = c.acquire(timeout=30)
     assert lease is not None and lease.address == ADDR and sleeps
     assert [codec.MSG_NAMES[m.msg_type or 0] for _, m in tr.sent] == ["DISCOVER", "REQUEST"]
+
+
+def test_client_acquire_times_out_and_run_forever_renews_unicast() -> None:
+    clock = Clock()
+    tr = FakeTransport([], clock)
+    c = Client("eth0", transport=tr, clock=clock, sleep=lambda s: None, xid_gen=lambda: 9)
+    assert c.acquire(timeout=20) is None and 1020 <= clock.t < 1030
+    clock2 = Clock()
+    mk = fsm.Machine(MAC, lambda: 9, clock2)
+    tr2 = FakeTransport([reply(mk, codec.OFFER, xid=9), reply(mk, codec.ACK, xid=9)], clock2)
+    c2 = Client("eth0", transport=tr2, clock=clock2, sleep=lambda s: None, xid_gen=lambda: 9)
+    assert c2.acquire(timeout=5) is not None
+    renewed: list[Lease] = []
+    orig = tr2.send_unicast
+
+    def send_unicast(payload: bytes, server: IPv4Address, src: IPv4Address) -> None:
+        orig(payload, server, src)
+        tr2.script.append(reply(mk, codec.ACK, xid=9))
+
+    tr2.send_unicast = send_unicast  # type: ignore[method-assign]
+    c2.run_forever(lambda lease: None, lambda lease: None, lambda: bool(renewed),
+                   on_renew=renewed.append)
+    assert tr2.sent[-1][0] == "ucast" and renewed[0].acquired_at == 1500.0

@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 from init import pid1, procs
 from mosnet import log as mlog
@@ -70,8 +71,11 @@ def reap(reaper: str) -> None:
 def halt_idle() -> None:
     mlog.setup()
     pid1.install_signal_handlers(cad_path=None)
-    pid1.halt("test", reboot=lambda cmd: print(f"REBOOT {cmd:#x}", flush=True) or -1,
-              idle=lambda: pid1.idle_forever(0.05))
+    def fake_reboot(cmd: int) -> int:
+        print(f"REBOOT {cmd:#x}", flush=True)
+        return -1
+
+    pid1.halt("test", reboot=fake_reboot, idle=lambda: pid1.idle_forever(0.05))
 
 
 def halt_real() -> None:
@@ -90,6 +94,8 @@ def shell(script: str, console: str) -> None:
 
 
 if __name__ == "__main__":
-    modes = {"signals": signals, "reap": reap, "halt-idle": halt_idle,
-             "halt-real": halt_real, "shell": shell}
+    modes: dict[str, Callable[..., None]] = {
+        "signals": signals, "reap": reap, "halt-idle": halt_idle,
+        "halt-real": halt_real, "shell": shell,
+    }
     modes[sys.argv[1]](*sys.argv[2:])

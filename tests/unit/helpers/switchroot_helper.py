@@ -151,7 +151,7 @@ def inner(scenario: str, ir: str) -> None:
         mount("proc", f"{ir}/proc", "proc")
     os.chroot(ir)
     os.chdir("/")
-    init = "/sbin/init"
+    init: str | None = "/sbin/init"
     if scenario == "init-none-missing":
         init = None
     try:

@@ -1,0 +1,99 @@
+"""The real initramfs as PID 1 under QEMU: DHCP, switch_root, daemon, fallbacks."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from qemu.topology import Gateway
+from qemu.vm import GUEST_MAC, Vm, VmSpec
+
+BOOT_TIMEOUT = 240  # TCG: ~10 s kernel, ~10 s Python start-up, then the work
+
+
+def _spec(images: dict[str, Path], append: str, **kw: object) -> VmSpec:
+    return VmSpec(
+        kernel=images["kernel"], initrd=images["initrd"], disk=images["root"],
+        append=f"rdinit=/mosnet-init {append}", **kw,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def _dhcpacks(gw: Gateway) -> list[str]:
+    text = gw.dnsmasq_log.read_text() if gw.dnsmasq_log.exists() else ""
+    return [line for line in text.splitlines() if "DHCPACK" in line and GUEST_MAC in line]
+
+
+def test_dhcp_boot_switches_root_and_daemon_renews(
+    images: dict[str, Path], gateway: Gateway, tmp_path: Path
+) -> None:
+    spec = _spec(images, "root=/dev/vda rw mostest.wait=30", net="tap:tap0", netns=gateway.name)
+    with Vm(spec, tmp_path / "console.log") as vm:
+        vm.wait_for(r"^ROOT: done", BOOT_TIMEOUT)
+        vm.wait_exit(30)
+        console = vm.text()
+    net = gateway.net
+    assert "mosnet: mosnet-init starting as pid 1" in console
+    # The real init, not mosnet, is PID 1 afterwards, with the same PID.
+    assert "ROOT: real init running as pid 1" in console
+    assert "ROOT: /proc/1/exe -> /bin/busybox" in console
+    addr = re.search(rf"ROOT:\s+inet ({re.escape(net)}\.\d+)/24 .* eth0", console)
+    assert addr, "leased address missing in the real root"
+    assert re.search(rf"ROOT:\s+default via {re.escape(gateway.address)} dev eth0", console)
+    assert f"ROOT:   nameserver {gateway.address}" in console
+    assert "ROOT:   search mosnet.test" in console
+    assert re.search(r"ROOT:\s+daemon pid \d+ cmdline '@mosnet-daemon", console)
+    assert "ROOT:   lease-eth0.json" in console
+    # Each boot phase is logged with its time.
+    for phase in ("drivers", "network", "root", "daemon"):
+        assert re.search(rf"mosnet: {phase} done in \d+ ms", console), phase
+    # The daemon kept the lease after switch_root: dnsmasq acknowledged a renewal.
+    acks = _dhcpacks(gateway)
+    assert len(acks) >= 2, f"expected a renewal ACK, dnsmasq log has {acks}"
+    assert all(addr.group(1) in a for a in acks)
+    assert "daemon now runs in the real root" in console
+    assert "Kernel panic" not in console
+
+
+def _expect_fallback(vm: Vm, timeout: float) -> str:
+    vm.wait_for(r"reboot: System halted|emergency shell", timeout)
+    return vm.text()
+
+
+def test_missing_root_device_halts_after_bounded_retries(
+    images: dict[str, Path], tmp_path: Path
+) -> None:
+    spec = _spec(images, "root=/dev/vdz mosroot_timeout=2", net="none")
+    with Vm(spec, tmp_path / "console.log") as vm:
+        console = _expect_fallback(vm, BOOT_TIMEOUT)
+    assert "boot attempt 1/3 failed" in console
+    assert "boot attempt 2/3 failed" in console
+    assert "FATAL: RootNotFound" in console
+    assert "/dev/vda" in console  # the error lists the devices that do exist
+    assert "reboot: System halted" in console
+    assert "Kernel panic" not in console
+
+
+def test_bad_init_is_refused_before_anything_is_deleted(
+    images: dict[str, Path], tmp_path: Path
+) -> None:
+    spec = _spec(images, "root=/dev/vda init=/sbin/nonexistent", net="none")
+    with Vm(spec, tmp_path / "console.log") as vm:
+        console = _expect_fallback(vm, BOOT_TIMEOUT)
+    assert "FATAL: SwitchRootRefused" in console
+    assert "/sbin/nonexistent" in console
+    assert "switch_root: removed" not in console  # nothing was wiped
+    assert "reboot: System halted" in console
+    assert "Kernel panic" not in console
+
+
+def test_mosshell_gives_a_working_emergency_shell(images: dict[str, Path], tmp_path: Path) -> None:
+    spec = _spec(images, "root=/dev/vdz mosroot_timeout=1 mosshell", net="none")
+    with Vm(spec, tmp_path / "console.log") as vm:
+        vm.wait_for(r"starting the emergency shell", BOOT_TIMEOUT)
+        vm.wait_for(r"# $|# \S*$|/ #", 60)
+        vm.send("echo SHELL-$((6*7)); exit\n")
+        vm.wait_for(r"SHELL-42", 60)
+        # exit must not kill PID 1: the shell is respawned.
+        vm.wait_for(r"emergency shell exited; respawning", 60)
+        console = vm.text()
+    assert "Kernel panic" not in console
