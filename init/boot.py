@@ -65,7 +65,7 @@ def _set_devkmsg(value: str) -> str | None:
             old = f.read().strip()
         if old != value:
             with open(DEVKMSG, "w") as f:
-                f.write(value)
+                f.write(value + "\n")  # the kernel insists on the newline
         return old
     except OSError:
         return None

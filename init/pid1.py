@@ -25,6 +25,7 @@ from typing import NoReturn, ParamSpec, TypeVar
 
 from init import procs
 from mosnet import log as mlog
+from mosnet.errors import MosnetError
 
 _log = mlog.get("init.pid1")
 
@@ -33,8 +34,13 @@ T = TypeVar("T")
 
 CAD_PATH = "/proc/sys/kernel/ctrl-alt-del"
 RECORDED_SIGNALS = (
-    signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1,
-    signal.SIGUSR2, signal.SIGQUIT, signal.SIGPWR,
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGQUIT,
+    signal.SIGPWR,
 )
 # <linux/reboot.h>; glibc's reboot() adds the magic numbers itself.
 LINUX_REBOOT_CMD_HALT = 0xCDEF0123
@@ -131,7 +137,9 @@ def guard(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T | BaseExce
     except BaseException as exc:  # PID 1 must never unwind
         with contextlib.suppress(BaseException):
             name = getattr(fn, "__qualname__", repr(fn))
-            _log.error("%s failed: %r", name, exc, exc_info=exc)
+            # Our own errors explain themselves; anything else needs its traceback.
+            trace = None if isinstance(exc, MosnetError) else exc
+            _log.error("%s failed: %s", name, exc if trace is None else repr(exc), exc_info=trace)
         return exc
 
 
@@ -176,8 +184,12 @@ def halt(
         _log.critical("halting: %s", reason)
         os.sync()
         ret = reboot(_int32(cmd))
-        _log.critical("reboot(%#x) returned %d (%s); idling instead", cmd, ret,
-                      os.strerror(ctypes.get_errno()))
+        _log.critical(
+            "reboot(%#x) returned %d (%s); idling instead",
+            cmd,
+            ret,
+            os.strerror(ctypes.get_errno()),
+        )
     idle()
 
 
@@ -207,9 +219,15 @@ def _spawn_shell(shell: str, console: str) -> subprocess.Popen[bytes]:
     tty = real_console(console)
     fd = os.open(tty, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     try:
-        return procs.spawn([shell], stdin=fd, stdout=fd, stderr=fd, start_new_session=True,
-                           preexec_fn=_take_ctty, env={"PATH": "/sbin:/bin:/usr/sbin:/usr/bin",
-                                                       "TERM": "linux", "HOME": "/"})
+        return procs.spawn(
+            [shell],
+            stdin=fd,
+            stdout=fd,
+            stderr=fd,
+            start_new_session=True,
+            preexec_fn=_take_ctty,
+            env={"PATH": "/sbin:/bin:/usr/sbin:/usr/bin", "TERM": "linux", "HOME": "/"},
+        )
     finally:
         os.close(fd)
 
@@ -228,7 +246,10 @@ def _shell_session(shell: str, console: str, tick: float) -> None:
 
 
 def emergency_shell(
-    shell: str = "/bin/sh", console: str = "/dev/console", *, tick: float = 0.5,
+    shell: str = "/bin/sh",
+    console: str = "/dev/console",
+    *,
+    tick: float = 0.5,
     respawn_delay: float = 1.0,
 ) -> NoReturn:
     """A shell on the console, respawned whenever it exits. Never returns."""

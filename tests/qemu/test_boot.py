@@ -11,10 +11,12 @@ from qemu.vm import GUEST_MAC, Vm, VmSpec
 BOOT_TIMEOUT = 240  # TCG: ~10 s kernel, ~10 s Python start-up, then the work
 
 
-def _spec(images: dict[str, Path], append: str, **kw: object) -> VmSpec:
+def _spec(images: dict[str, Path], append: str, rdinit: bool = True, **kw: object) -> VmSpec:
+    # Without rdinit= the kernel runs /init, which must do the same.
+    prefix = "rdinit=/mosnet-init " if rdinit else ""
     return VmSpec(
         kernel=images["kernel"], initrd=images["initrd"], disk=images["root"],
-        append=f"rdinit=/mosnet-init {append}", **kw,  # type: ignore[arg-type]
+        append=prefix + append, **kw,  # type: ignore[arg-type]
     )  # fmt: skip
 
 
@@ -51,6 +53,9 @@ def test_dhcp_boot_switches_root_and_daemon_renews(
     assert len(acks) >= 2, f"expected a renewal ACK, dnsmasq log has {acks}"
     assert all(addr.group(1) in a for a in acks)
     assert "daemon now runs in the real root" in console
+    # ext4 is a module: the kernel loaded it through the module helper at mount.
+    modules = re.search(r"ROOT: --- modules\s+ROOT:\s+(.*)", console)
+    assert modules and "ext4" in modules.group(1).split(), "ext4 not loaded by request_module"
     assert "Kernel panic" not in console
 
 
@@ -76,9 +81,11 @@ def test_missing_root_device_halts_after_bounded_retries(
 def test_bad_init_is_refused_before_anything_is_deleted(
     images: dict[str, Path], tmp_path: Path
 ) -> None:
-    spec = _spec(images, "root=/dev/vda init=/sbin/nonexistent", net="none")
+    spec = _spec(images, "root=/dev/vda init=/sbin/nonexistent", rdinit=False, net="none")
     with Vm(spec, tmp_path / "console.log") as vm:
         console = _expect_fallback(vm, BOOT_TIMEOUT)
+    assert "Run /init as init process" in console
+    assert "mosnet: mosnet-init starting as pid 1" in console
     assert "FATAL: SwitchRootRefused" in console
     assert "/sbin/nonexistent" in console
     assert "switch_root: removed" not in console  # nothing was wiped

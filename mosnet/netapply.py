@@ -1,0 +1,270 @@
+"""Execute a plan through netlink, with rollback when a step fails.
+
+Thin on purpose: each action has one executor with replace semantics (an
+existing link is adjusted, an address or route replaced, a missing link on
+undo ignored), so applying the same plan twice changes nothing. When a step
+fails, the plan's rollback runs to the end whatever fails inside it: the
+bridge goes and the address lands on the NIC itself, so the machine stays
+reachable. Errors are collected and returned, never raised to PID 1; only
+programming errors (TypeError, ...) escape.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from mosnet import log, resolvconf
+from mosnet.actions import (
+    Action,
+    AddAddress,
+    AddRoute,
+    CreateBridge,
+    CreateVeth,
+    DeleteLink,
+    FlushAddresses,
+    ForgetLocalMac,
+    LinkUp,
+    SetMaster,
+    SetNoMaster,
+    Sysctl,
+    WriteResolvConf,
+)
+from mosnet.errors import MosnetError
+from mosnet.plan import Plan
+
+_log = log.get("apply")
+RTNH_F_ONLINK = 4
+RT_SCOPE_LINK = 253
+NTF_MASTER = 0x04
+RTPROT_STATIC = 4
+_EXPECTED = (OSError, NetlinkError, MosnetError)  # what a step may fail with
+
+
+class InjectedFailure(MosnetError):
+    """Raised instead of running step ``fail_at`` (tests of the rollback)."""
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    ok: bool
+    done: int = 0  # actions completed before the failure (all of them when ok)
+    failed: str | None = None  # "<action>: <error>"
+    rolled_back: bool = False
+    errors: tuple[str, ...] = ()  # the failure plus anything the rollback hit
+
+
+@dataclass
+class _Ctx:
+    ipr: Any
+    procsys: str
+
+
+def apply(plan: Plan, ipr: Any = None, *, fail_at: int | None = None,
+          procsys: str = "/proc/sys") -> ApplyResult:
+    """Run ``plan.actions`` in order; on a failure run ``plan.rollback``.
+
+    ``fail_at`` (1-based) makes that step fail without running it.
+    """
+    if not plan.ok:
+        return ApplyResult(False, errors=plan.errors)
+    with _netlink(ipr) as nl:
+        ctx = _Ctx(nl, procsys)
+        total = len(plan.actions)
+        for i, action in enumerate(plan.actions, 1):
+            _log.info("[%d/%d] %s", i, total, action)
+            try:
+                if i == fail_at:
+                    raise InjectedFailure(f"injected failure at step {i}")
+                execute(action, ctx)
+            except _EXPECTED as exc:
+                failed = f"{action}: {_describe(exc)}"
+                _log.error("[%d/%d] failed: %s; rolling back", i, total, failed)
+                errors = _rollback(plan, ctx)
+                return ApplyResult(False, i - 1, failed, True, (failed, *errors))
+    _log.info("plan applied: %d actions", total)
+    return ApplyResult(True, total)
+
+
+def _rollback(plan: Plan, ctx: _Ctx) -> tuple[str, ...]:
+    """Every rollback step is tried; failures are logged and collected."""
+    errors: list[str] = []
+    for i, action in enumerate(plan.rollback, 1):
+        _log.warning("rollback [%d/%d] %s", i, len(plan.rollback), action)
+        try:
+            execute(action, ctx)
+        except _EXPECTED as exc:
+            errors.append(f"rollback: {action}: {_describe(exc)}")
+            _log.error("%s", errors[-1])
+    return tuple(errors)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, NetlinkError):
+        return f"netlink error {exc.code} ({os.strerror(exc.code)})"
+    return str(exc) or type(exc).__name__
+
+
+@contextlib.contextmanager
+def _netlink(ipr: Any) -> Iterator[Any]:
+    if ipr is not None:
+        yield ipr
+        return
+    own = IPRoute()
+    try:
+        yield own
+    finally:
+        own.close()
+
+
+def execute(action: Action, ctx: _Ctx) -> None:
+    """Run one action (dispatch on its type)."""
+    _EXECUTORS[type(action)](action, ctx)
+
+
+# -- lookups -------------------------------------------------------------------------
+
+
+def _index(ipr: Any, name: str) -> int | None:
+    found = ipr.link_lookup(ifname=name)
+    return int(found[0]) if found else None
+
+
+def _need(ipr: Any, name: str) -> int:
+    idx = _index(ipr, name)
+    if idx is None:
+        raise MosnetError(f"link {name!r} does not exist")
+    return idx
+
+
+def _link(ipr: Any, idx: int) -> Any:
+    return ipr.get_links(idx)[0]
+
+
+def _kind(msg: Any) -> str:
+    info = msg.get_attr("IFLA_LINKINFO")
+    return str(info.get_attr("IFLA_INFO_KIND") or "") if info is not None else ""
+
+
+def _mac(msg: Any) -> str:
+    return str(msg.get_attr("IFLA_ADDRESS") or "").lower()
+
+
+# -- executors -----------------------------------------------------------------------
+
+
+def _create_bridge(a: CreateBridge, ctx: _Ctx) -> None:
+    settings = {"kind": "bridge", "br_stp_state": 0, "br_forward_delay": 0}
+    idx = _index(ctx.ipr, a.name)
+    if idx is None:
+        ctx.ipr.link("add", ifname=a.name, address=a.mac, **settings)
+        return
+    msg = _link(ctx.ipr, idx)
+    if _kind(msg) != "bridge":
+        raise MosnetError(f"{a.name} exists but is a {_kind(msg) or 'physical'} link")
+    ctx.ipr.link("set", index=idx, **settings)  # exists: make sure STP is off
+    if _mac(msg) != a.mac.lower():
+        ctx.ipr.link("set", index=idx, address=a.mac)
+
+
+def _create_veth(a: CreateVeth, ctx: _Ctx) -> None:
+    idx = _index(ctx.ipr, a.name)
+    if idx is None:
+        ctx.ipr.link("add", ifname=a.name, address=a.mac, kind="veth", peer={"ifname": a.peer})
+        return
+    msg = _link(ctx.ipr, idx)
+    if _kind(msg) != "veth" or _index(ctx.ipr, a.peer) is None:
+        raise MosnetError(f"{a.name} exists but is not a veth with peer {a.peer}")
+    if _mac(msg) != a.mac.lower():
+        ctx.ipr.link("set", index=idx, address=a.mac)
+
+
+def _set_master(a: SetMaster, ctx: _Ctx) -> None:
+    idx, master = _need(ctx.ipr, a.dev), _need(ctx.ipr, a.master)
+    if _link(ctx.ipr, idx).get_attr("IFLA_MASTER") != master:  # re-enslaving would flap
+        ctx.ipr.link("set", index=idx, master=master)
+
+
+def _set_nomaster(a: SetNoMaster, ctx: _Ctx) -> None:
+    idx = _index(ctx.ipr, a.dev)
+    if idx is not None and _link(ctx.ipr, idx).get_attr("IFLA_MASTER"):
+        ctx.ipr.link("set", index=idx, master=0)
+
+
+def _delete_link(a: DeleteLink, ctx: _Ctx) -> None:
+    idx = _index(ctx.ipr, a.name)
+    if idx is not None:
+        ctx.ipr.link("del", index=idx)
+
+
+def _forget_local_mac(a: ForgetLocalMac, ctx: _Ctx) -> None:
+    idx = _need(ctx.ipr, a.dev)
+    try:
+        ctx.ipr.fdb("del", ifindex=idx, lladdr=a.mac, flags=NTF_MASTER)
+    except NetlinkError as exc:
+        if exc.code != errno.ENOENT:  # already gone: that is the goal
+            raise
+
+
+def _flush(a: FlushAddresses, ctx: _Ctx) -> None:
+    idx = _need(ctx.ipr, a.dev)
+    for msg in ctx.ipr.get_addr(index=idx):
+        ctx.ipr.addr("del", index=idx, address=msg.get_attr("IFA_ADDRESS"),
+                     prefixlen=msg["prefixlen"])
+
+
+def _link_up(a: LinkUp, ctx: _Ctx) -> None:
+    ctx.ipr.link("set", index=_need(ctx.ipr, a.dev), state="up")
+
+
+def _sysctl(a: Sysctl, ctx: _Ctx) -> None:
+    with open(os.path.join(ctx.procsys, a.key), "w") as f:
+        f.write(a.value)
+
+
+def _add_address(a: AddAddress, ctx: _Ctx) -> None:
+    ctx.ipr.addr("replace", index=_need(ctx.ipr, a.dev), address=str(a.address.ip),
+                 prefixlen=a.address.network.prefixlen)
+
+
+def _add_route(a: AddRoute, ctx: _Ctx) -> None:
+    family = socket.AF_INET6 if a.dst.version == 6 else socket.AF_INET
+    args: dict[str, Any] = {"family": family, "dst": str(a.dst.network_address),
+                            "dst_len": a.dst.prefixlen, "oif": _need(ctx.ipr, a.dev),
+                            "proto": RTPROT_STATIC}
+    if a.gateway is None:
+        args["scope"] = RT_SCOPE_LINK
+    else:
+        args["gateway"] = str(a.gateway)
+    if a.onlink:
+        args["flags"] = RTNH_F_ONLINK
+    ctx.ipr.route("replace", **args)
+
+
+def _write_resolv(a: WriteResolvConf, ctx: _Ctx) -> None:
+    text = resolvconf.render(a.nameservers, a.search, "written by mosnet (static)")
+    resolvconf.write_atomic(a.path, text)
+
+
+_EXECUTORS: dict[type, Callable[[Any, _Ctx], None]] = {
+    CreateBridge: _create_bridge,
+    CreateVeth: _create_veth,
+    SetMaster: _set_master,
+    SetNoMaster: _set_nomaster,
+    DeleteLink: _delete_link,
+    ForgetLocalMac: _forget_local_mac,
+    FlushAddresses: _flush,
+    LinkUp: _link_up,
+    Sysctl: _sysctl,
+    AddAddress: _add_address,
+    AddRoute: _add_route,
+    WriteResolvConf: _write_resolv,
+}
