@@ -17,7 +17,8 @@ from typing import NoReturn
 from pyroute2 import IPRoute
 
 from init import bootcfg, modules, mounts, pid1, procs, rootdev, switchroot
-from mosnet import daemon, discover, log, resolvconf
+from mosnet import cmdline, daemon, discover, log, resolvconf, static
+from mosnet.config import NetConfig
 from mosnet.dhcp4 import apply
 from mosnet.dhcp4.client import Client
 from mosnet.dhcp4.lease import Lease
@@ -25,7 +26,6 @@ from mosnet.dhcp4.lease import Lease
 NEW_ROOT = "/sysroot"
 RUN_DIR = "/run/mosnet"
 CARRIER_TIMEOUT = 10.0
-DHCP_TIMEOUT = 10.0
 MAX_ATTEMPTS = 3
 RETRY_DELAY = 5.0
 ENV = {
@@ -44,6 +44,7 @@ class BootState:
     """What has been done so far; a retry picks up where the last try stopped."""
 
     cfg: bootcfg.BootConfig
+    net: NetConfig = field(default_factory=NetConfig)
     timings: dict[str, float] = field(default_factory=dict)
     devkmsg: str | None = None  # the rate-limit setting to restore
     modules_done: bool = False
@@ -104,14 +105,24 @@ def _pick_nic() -> discover.Nic | None:
 
 
 def bring_up_network(state: BootState) -> None:
+    """Static mode from mosip4/mosip6/ip=, else DHCP. A failure here is not fatal."""
+    state.network_done = True
+    if state.net.mode == "static":
+        result = static.bring_up(state.net)
+        if not result.plan.ok:
+            _log.error("static network not configured: %s", "; ".join(result.plan.errors))
+        return
+    bring_up_dhcp(state)
+
+
+def bring_up_dhcp(state: BootState) -> None:
     """DHCPv4 on the first NIC with link. No lease is not fatal: the daemon keeps trying."""
     nic = _pick_nic()
-    state.network_done = True
     if nic is None:
         return
     client = Client(nic.name)
     state.client = client
-    lease = client.acquire(DHCP_TIMEOUT)
+    lease = client.acquire(state.net.dhcp.timeout)
     if lease is None:
         _log.warning("no DHCP lease on %s yet; the daemon keeps asking", nic.name)
         return
@@ -214,16 +225,20 @@ def _setup(state: BootState) -> None:
     pid1.install_signal_handlers()
     problems = mounts.mount_api()
     state.devkmsg = _set_devkmsg("on")
-    cmdline = _read_cmdline()
+    text = _read_cmdline()
     # Echo to the console only when the kernel would not show kmsg info lines.
     log.setup(kmsg=True, console="/dev/console", stderr=False)
-    if log.kernel_echoes_info(cmdline):
+    if log.kernel_echoes_info(text):
         log.setup(kmsg=True, stderr=False)
     _log.info("mosnet-init starting as pid %d (uptime %.3f s)", os.getpid(), log.uptime())
     for problem in problems:
         _log.error("%s", problem)
-    state.cfg, errors = bootcfg.parse(cmdline)
+    state.cfg, errors = bootcfg.parse(text)
     bootcfg.log_errors(errors, _log)
+    parsed = cmdline.parse(text)
+    cmdline.log_result(parsed, _log)
+    state.net = parsed.config
+    _log.info("network mode: %s", state.net.mode)
     state.timings["setup"] = time.monotonic() - start
 
 

@@ -13,8 +13,14 @@ Nothing here imports pyroute2: a plan can be built and printed anywhere.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface
-from ipaddress import IPv6Network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
 
 IpAddress = IPv4Address | IPv6Address
 IpInterface = IPv4Interface | IPv6Interface
@@ -33,8 +39,7 @@ class CreateBridge:
     mac: str  # set explicitly so the bridge never adopts the uplink's MAC
 
     def __str__(self) -> str:
-        return (f"ip link add {self.name} address {self.mac} type bridge"
-                " stp_state 0 forward_delay 0")
+        return f"ip link add {self.name} address {self.mac} type bridge stp_state 0 forward_delay 0"
 
 
 @dataclass(frozen=True)
@@ -156,5 +161,17 @@ class WriteResolvConf:
         return f"write {self.path} ({', '.join(parts)})"
 
 
-Action = (CreateBridge | CreateVeth | SetMaster | SetNoMaster | DeleteLink | ForgetLocalMac
-          | FlushAddresses | LinkUp | Sysctl | AddAddress | AddRoute | WriteResolvConf)
+Action = (
+    CreateBridge
+    | CreateVeth
+    | SetMaster
+    | SetNoMaster
+    | DeleteLink
+    | ForgetLocalMac
+    | FlushAddresses
+    | LinkUp
+    | Sysctl
+    | AddAddress
+    | AddRoute
+    | WriteResolvConf
+)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv6Address
 
-from mosnet import l2, log
+from mosnet import l2, log, probe
 
 _log = log.get("announce")
 
@@ -26,17 +26,21 @@ def _send(ifname: str, ethertype: int, frames: Sequence[bytes], count: int, inte
     Never raises: an announcement is best effort and must not stop the boot.
     """
     sent = 0
+    sock: socket.socket | None = None
     try:
-        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0) as sock:
-            # protocol 0 and no bind: a send-only socket never queues received frames
-            for round_ in range(count):
-                if round_ and interval > 0:
-                    time.sleep(interval)
-                for frame in frames:
-                    sock.sendto(frame, (ifname, ethertype))
-                    sent += 1
+        # protocol 0 and no bind: a send-only socket never queues received frames
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        for round_ in range(count):
+            if round_ and interval > 0:
+                time.sleep(interval)
+            for frame in frames:
+                sock.sendto(frame, (ifname, ethertype))
+                sent += 1
     except OSError as exc:
         _log.warning("%s: announcement failed after %d frames: %s", ifname, sent, exc)
+    finally:
+        if sock is not None:
+            probe.close_later([sock])  # closing waits ~10 ms for the kernel
     return sent
 
 

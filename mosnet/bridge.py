@@ -10,6 +10,8 @@ internal ports, so it uses a veth pair instead:
 The bridge side (``<port>-br``), the bridge and the NIC get IPv6 disabled:
 otherwise each would autoconfigure a link-local address, and the NIC's would
 be the same as the one ``public`` derives from the same MAC (a DAD clash).
+The bridge gets ``arp_ignore=8`` so only ``public`` answers ARP: the switch
+must never see another MAC than the NIC's (Hetzner's MAC filter).
 
 This module is pure (actions only); ``mosnet.netapply`` executes them.
 """
@@ -23,8 +25,8 @@ from mosnet.actions import (
     CreateBridge,
     CreateVeth,
     DeleteLink,
-    ForgetLocalMac,
     FlushAddresses,
+    ForgetLocalMac,
     LinkUp,
     SetMaster,
     SetNoMaster,
@@ -77,6 +79,9 @@ class LinuxBridge:
         return (
             CreateBridge(BRIDGE, bridge_mac(mac)),
             no_ipv6(BRIDGE),
+            # The bridge has no address, but Linux answers ARP for any local
+            # address on any link: it would hand out its own MAC for ours.
+            Sysctl(f"net/ipv4/conf/{BRIDGE}/arp_ignore", "8"),
             CreateVeth(port, peer, mac),
             no_ipv6(peer),
             SetMaster(peer, BRIDGE),

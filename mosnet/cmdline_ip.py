@@ -57,7 +57,8 @@ class Sink:
         self.errors.append(ParamError(param, token, expected))
 
     def note(self, text: str) -> None:
-        self.notes.append(text)
+        # Notes quote raw cmdline text; keep escape codes off the console.
+        self.notes.append("".join(c if c.isprintable() else "?" for c in text))
 
 
 def number(param: str, tok: str, lo: int, hi: int, expected: str) -> int:
@@ -213,10 +214,11 @@ def parse_ip(value: str, sink: Sink) -> IpForm:
     if ":" not in value and "," in value and word.split(",")[0] == "dhcp":
         sink.note(f"ip={value!r}: kernel DHCP client-id not supported yet; plain DHCP")
         return IpForm(dhcp_all=True)
-    if ":" not in value:
+    if ":" not in value and re.fullmatch("[0-9.]+", value) is None:
         return _ip_word(value, sink)
     fields, hwaddr = _pop_mac(split_fields(value))
     if fields[0] == "" or fields[0].startswith("[") or re.fullmatch("[0-9.]+", fields[0]):
+        # The kernel lets trailing fields go: ip=<client> alone is a static form.
         return _ip_full(value, fields + [""] * (7 - len(fields)), hwaddr, sink)
     return _ip_iface(value, fields, hwaddr, sink)
 

@@ -68,8 +68,9 @@ class _Ctx:
     procsys: str
 
 
-def apply(plan: Plan, ipr: Any = None, *, fail_at: int | None = None,
-          procsys: str = "/proc/sys") -> ApplyResult:
+def apply(
+    plan: Plan, ipr: Any = None, *, fail_at: int | None = None, procsys: str = "/proc/sys"
+) -> ApplyResult:
     """Run ``plan.actions`` in order; on a failure run ``plan.rollback``.
 
     ``fail_at`` (1-based) makes that step fail without running it.
@@ -217,8 +218,9 @@ def _forget_local_mac(a: ForgetLocalMac, ctx: _Ctx) -> None:
 def _flush(a: FlushAddresses, ctx: _Ctx) -> None:
     idx = _need(ctx.ipr, a.dev)
     for msg in ctx.ipr.get_addr(index=idx):
-        ctx.ipr.addr("del", index=idx, address=msg.get_attr("IFA_ADDRESS"),
-                     prefixlen=msg["prefixlen"])
+        ctx.ipr.addr(
+            "del", index=idx, address=msg.get_attr("IFA_ADDRESS"), prefixlen=msg["prefixlen"]
+        )
 
 
 def _link_up(a: LinkUp, ctx: _Ctx) -> None:
@@ -231,15 +233,23 @@ def _sysctl(a: Sysctl, ctx: _Ctx) -> None:
 
 
 def _add_address(a: AddAddress, ctx: _Ctx) -> None:
-    ctx.ipr.addr("replace", index=_need(ctx.ipr, a.dev), address=str(a.address.ip),
-                 prefixlen=a.address.network.prefixlen)
+    ctx.ipr.addr(
+        "replace",
+        index=_need(ctx.ipr, a.dev),
+        address=str(a.address.ip),
+        prefixlen=a.address.network.prefixlen,
+    )
 
 
 def _add_route(a: AddRoute, ctx: _Ctx) -> None:
     family = socket.AF_INET6 if a.dst.version == 6 else socket.AF_INET
-    args: dict[str, Any] = {"family": family, "dst": str(a.dst.network_address),
-                            "dst_len": a.dst.prefixlen, "oif": _need(ctx.ipr, a.dev),
-                            "proto": RTPROT_STATIC}
+    args: dict[str, Any] = {
+        "family": family,
+        "dst": str(a.dst.network_address),
+        "dst_len": a.dst.prefixlen,
+        "oif": _need(ctx.ipr, a.dev),
+        "proto": RTPROT_STATIC,
+    }
     if a.gateway is None:
         args["scope"] = RT_SCOPE_LINK
     else:

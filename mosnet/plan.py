@@ -43,9 +43,10 @@ class Plan:
         """The text ``mosnet plan`` prints and the golden files hold."""
         head = f"mode {self.mode}, uplink {self.nic or '-'}, backend {self.backend or '-'}"
         lines = [head]
-        for title, actions in (("actions:", self.actions),
-                               ("on failure (undo, then configure the NIC directly):",
-                                self.rollback)):
+        for title, actions in (
+            ("actions:", self.actions),
+            ("on failure (undo, then configure the NIC directly):", self.rollback),
+        ):
             if actions:
                 lines.append(title)
                 lines += [f"  {i:2d}. {a}" for i, a in enumerate(actions, 1)]
@@ -56,8 +57,14 @@ class Plan:
         return "\n".join(lines) + "\n"
 
 
-def plan(cfg: NetConfig, nics: tuple[Nic, ...], chosen: str | None = None, *,
-         ovs_available: bool = False, resolv_conf: str = RESOLV_CONF) -> Plan:
+def plan(
+    cfg: NetConfig,
+    nics: tuple[Nic, ...],
+    chosen: str | None = None,
+    *,
+    ovs_available: bool = False,
+    resolv_conf: str = RESOLV_CONF,
+) -> Plan:
     """The ordered actions that bring up ``cfg`` on one of ``nics``."""
     mode = cfg.mode
     nic, notes, errors = _pick_nic(cfg, nics, chosen)
@@ -76,33 +83,58 @@ def plan(cfg: NetConfig, nics: tuple[Nic, ...], chosen: str | None = None, *,
     dns: tuple[Action, ...] = ()
     if cfg.nameservers:
         dns = (WriteResolvConf(resolv_conf, cfg.nameservers),)
-    return Plan(mode, nic.name, backend.name,
-                actions=setup + _static_ip(cfg, port) + dns,
-                rollback=undo + _static_ip(cfg, nic.name) + dns,
-                notes=notes + (f"host address on {port!r}, which carries the MAC of {nic.name}",))
+    return Plan(
+        mode,
+        nic.name,
+        backend.name,
+        actions=setup + _static_ip(cfg, port) + dns,
+        rollback=undo + _static_ip(cfg, nic.name) + dns,
+        notes=notes + (f"host address on {port!r}, which carries the MAC of {nic.name}",),
+    )
 
 
-def _dhcp_plan(nic: Nic, backend: str, setup: tuple[Action, ...], undo: tuple[Action, ...],
-               notes: tuple[str, ...]) -> Plan:
+def _dhcp_plan(
+    nic: Nic,
+    backend: str,
+    setup: tuple[Action, ...],
+    undo: tuple[Action, ...],
+    notes: tuple[str, ...],
+) -> Plan:
     slaac = Sysctl(f"net/ipv6/conf/{DHCP_PORT}/accept_ra", "2")  # IPv6 by SLAAC (seed)
-    return Plan("dhcp", nic.name, backend, actions=setup + (slaac,),
-                rollback=undo + (Sysctl(f"net/ipv6/conf/{nic.name}/accept_ra", "2"),),
-                notes=notes + (f"the DHCP client adds the lease to {DHCP_PORT!r} afterwards"
-                               f" (on failure: to {nic.name} directly)",))
+    return Plan(
+        "dhcp",
+        nic.name,
+        backend,
+        actions=setup + (slaac,),
+        rollback=undo + (Sysctl(f"net/ipv6/conf/{nic.name}/accept_ra", "2"),),
+        notes=notes
+        + (
+            f"the DHCP client adds the lease to {DHCP_PORT!r} afterwards"
+            f" (on failure: to {nic.name} directly)",
+        ),
+    )
 
 
-def _pick_nic(cfg: NetConfig, nics: tuple[Nic, ...],
-              chosen: str | None) -> tuple[Nic | None, tuple[str, ...], tuple[str, ...]]:
+def _pick_nic(
+    cfg: NetConfig, nics: tuple[Nic, ...], chosen: str | None
+) -> tuple[Nic | None, tuple[str, ...], tuple[str, ...]]:
     """(uplink, notes, errors): named device, then the probe's pick, then BOOTIF."""
     by_name = {n.name: n for n in nics}
     known = ", ".join(by_name) or "none"
     devices = {ip.device for ip in (cfg.ip4, cfg.ip6) if ip is not None and ip.device}
     if len(devices) > 1:
-        return None, (), (f"mosip4 and mosip6 name different devices: {', '.join(sorted(devices))}",)
+        return (
+            None,
+            (),
+            (f"mosip4 and mosip6 name different devices: {', '.join(sorted(devices))}",),
+        )
     if cfg.device is not None:
         if cfg.device not in by_name:
-            return None, (), (f"device {cfg.device!r} from the command line not found"
-                              f" (NICs: {known})",)
+            return (
+                None,
+                (),
+                (f"device {cfg.device!r} from the command line not found (NICs: {known})",),
+            )
         return by_name[cfg.device], (f"uplink {cfg.device}: named on the command line",), ()
     if chosen is not None:
         if chosen not in by_name:
@@ -143,8 +175,10 @@ def _ip4(ip: Ip4Static, dev: str) -> list[Action]:
         return out + [AddRoute(dev, DEFAULT4, ip.gateway)]
     # Point-to-point (/32): the gateway is in no prefix of ours, so tell the
     # kernel it is on this link, then route through it with "onlink".
-    return out + [AddRoute(dev, IPv4Network(ip.gateway)),
-                  AddRoute(dev, DEFAULT4, ip.gateway, onlink=True)]
+    return out + [
+        AddRoute(dev, IPv4Network(ip.gateway)),
+        AddRoute(dev, DEFAULT4, ip.gateway, onlink=True),
+    ]
 
 
 def _ip6(ip: Ip6Static, dev: str) -> list[Action]:

@@ -22,6 +22,7 @@ import math
 import select
 import socket
 import struct
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -228,7 +229,22 @@ def _run(
         nics = [_Nic(name, sock, frame, match) for name, sock, frame in opened]
         return _race(nics, timeout, max(1, retries), interval)
     finally:
-        for _, sock, _ in opened:
+        close_later([sock for _, sock, _ in opened])
+
+
+def close_later(socks: Sequence[socket.socket]) -> None:
+    """Close AF_PACKET sockets off the boot path.
+
+    The kernel's packet_release waits for an RCU grace period (~10 ms) per
+    socket; three NICs would cost more than the probe itself.
+    """
+    if socks:
+        threading.Thread(target=_close_all, args=(list(socks),), daemon=True).start()
+
+
+def _close_all(socks: list[socket.socket]) -> None:
+    for sock in socks:
+        with contextlib.suppress(OSError):
             sock.close()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -103,4 +104,36 @@ def test_mosshell_gives_a_working_emergency_shell(images: dict[str, Path], tmp_p
         # exit must not kill PID 1: the shell is respawned.
         vm.wait_for(r"emergency shell exited; respawning", 60)
         console = vm.text()
+    assert "Kernel panic" not in console
+
+
+def test_static_boot_puts_the_address_on_public_behind_br_mosnet(
+    images: dict[str, Path], tmp_path: Path
+) -> None:
+    """mosip4 with a tap-side gateway: no DHCP server, the probe finds the NIC."""
+    gw = Gateway(name=f"mosqs-{os.getpid()}", workdir=tmp_path / "gw")
+    gw.start(dhcp=False)
+    try:
+        addr = f"{gw.net}.50"
+        append = (
+            f"root=/dev/vda rw mosip4={addr},{gw.address},255.255.255.0 "
+            f"nameserver={gw.address} mostest.ping={gw.address} mostest.wait=8"
+        )
+        spec = _spec(images, append, net="tap:tap0", netns=gw.name)
+        with Vm(spec, tmp_path / "console.log") as vm:
+            vm.wait_for(r"^ROOT: waiting", BOOT_TIMEOUT)
+            # The provider reaches the real root too, while it runs.
+            from_gateway = gw.run("/bin/busybox", "ping", "-c", "2", "-W", "3", addr)
+            vm.wait_for(r"^ROOT: done", 60)
+            console = vm.text()
+    finally:
+        gw.stop()
+    assert "network mode: static" in console
+    assert f"gateway {gw.address} answers on eth0" in console
+    assert re.search(rf"ROOT:\s+inet {re.escape(addr)}/24 .* public", console)
+    assert re.search(r"ROOT:\s+\d+: eth0: .* master br-mosnet", console)
+    assert re.search(rf"ROOT:\s+default via {re.escape(gw.address)} dev public", console)
+    assert f"ROOT: ping {gw.address} ok" in console
+    assert f"ROOT:   nameserver {gw.address}" in console
+    assert from_gateway.returncode == 0, from_gateway.stdout + from_gateway.stderr
     assert "Kernel panic" not in console

@@ -1,0 +1,121 @@
+"""``mosnet plan | apply | discover``: the plan made visible, and its executor.
+
+``plan`` prints the numbered actions, the rollback, notes and errors and
+touches nothing (``--live`` only reads links). ``apply`` executes (root).
+``discover`` lists the NICs and can save them as a fixture for ``--links``.
+Command-line parameter errors are shown as notes: one bad ``mosfirewall=``
+token must not keep the network down, so they do not block a plan.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Sequence
+
+from mosnet import links_fixture, log
+from mosnet.cmdline import parse
+from mosnet.discover import Nic
+from mosnet.errors import MosnetError
+from mosnet.plan import RESOLV_CONF, Plan, plan
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="mosnet", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="verb", required=True)
+    for verb, text in (
+        ("plan", "print the actions, change nothing"),
+        ("apply", "execute the plan (root)"),
+    ):
+        p = sub.add_parser(verb, help=text)
+        src = p.add_mutually_exclusive_group()
+        src.add_argument("--cmdline", metavar="TEXT", help="kernel parameters to use")
+        src.add_argument(
+            "--cmdline-file",
+            metavar="F",
+            default="/proc/cmdline",
+            help="read them from F (default /proc/cmdline)",
+        )
+        links = p.add_mutually_exclusive_group()
+        links.add_argument("--links", metavar="FIXTURE.json", help="NICs from a fixture")
+        links.add_argument("--live", action="store_true", help="NICs from netlink (default)")
+        p.add_argument("--chosen", metavar="NIC", help="the NIC the gateway/DHCP probe picked")
+        p.add_argument("--resolv-conf", default=RESOLV_CONF, metavar="PATH")
+        if verb == "apply":
+            p.add_argument(
+                "--fail-at",
+                type=int,
+                metavar="N",
+                help="test hook: fail step N to exercise the rollback",
+            )
+    d = sub.add_parser("discover", help="list the NICs")
+    d.add_argument("--json", action="store_true", help="print a links fixture")
+    d.add_argument("--write", metavar="FIXTURE.json", help="save a links fixture")
+    return ap
+
+
+def _live_nics() -> tuple[Nic, ...]:
+    from pyroute2 import IPRoute  # only here: plan/fixture paths stay netlink-free
+
+    from mosnet.discover import list_nics
+
+    with IPRoute() as ipr:
+        return list_nics(ipr)
+
+
+def build(args: argparse.Namespace) -> Plan:
+    """The plan for the parsed ``plan``/``apply`` arguments (reads, never writes)."""
+    if args.cmdline is not None:
+        text = args.cmdline
+    else:
+        with open(args.cmdline_file, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    parsed = parse(text)
+    nics = links_fixture.load(args.links) if args.links else _live_nics()
+    result = plan(parsed.config, nics, args.chosen, resolv_conf=args.resolv_conf)
+    extra = tuple(f"cmdline: {e}" for e in parsed.errors) + tuple(
+        f"cmdline: {n}" for n in parsed.notes
+    )
+    return dataclasses.replace(result, notes=extra + result.notes)
+
+
+def _discover(args: argparse.Namespace) -> int:
+    nics = _live_nics()
+    if args.write:
+        with open(args.write, "w", encoding="utf-8") as f:
+            f.write(links_fixture.dumps(nics))
+    if args.json:
+        sys.stdout.write(links_fixture.dumps(nics))
+    else:
+        for nic in nics:
+            print(
+                f"{nic.name:16} {nic.mac:17} {nic.driver or nic.kind or '-':10} "
+                f"{nic.bus_path or '-'}"
+            )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    log.setup(stderr=True)
+    try:
+        if args.verb == "discover":
+            return _discover(args)
+        the_plan = build(args)
+        sys.stdout.write(the_plan.render())
+        if args.verb == "plan":
+            return 0 if the_plan.ok else 1
+        from mosnet.netapply import apply  # pyroute2 only when applying
+
+        result = apply(the_plan, fail_at=args.fail_at)
+    except (OSError, MosnetError) as exc:
+        print(f"mosnet: {exc}", file=sys.stderr)
+        return 1
+    if result.ok:
+        print(f"applied: {result.done} actions")
+        return 0
+    print(f"failed after {result.done} actions; rolled back: {result.rolled_back}")
+    for err in result.errors:
+        print(f"  error: {err}")
+    return 1

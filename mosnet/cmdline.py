@@ -1,0 +1,413 @@
+"""Turn the kernel command line into a :class:`NetConfig`, never raising.
+
+``parse(text)`` returns a frozen :class:`ParseResult` with three parts:
+
+* ``config``: the NetConfig; every field that had no usable value keeps its
+  default, and one bad token drops only what it belongs to (one port, one
+  NAT forward, one nameserver), never the rest of the line;
+* ``errors``: one :class:`ParamError` per malformed token (parameter, token,
+  expected form), in command-line order; log them at warning level;
+* ``notes``: informational lines (precedence decisions, valid forms mosnet
+  does not support yet, ignored duplicates); log them at info level.
+
+Single-valued parameters: the last occurrence wins (as in the kernel);
+``ip=``, ``ifname=`` and ``nameserver=`` repeat. A valid ``mosip4``/``mosip6``
+wins over a static ``ip=`` of the same family; an invalid one does not, so
+the ``ip=`` address still brings the machine up.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar, cast
+
+from mosnet import cmdline_ip as v  # value checkers and the ip= dialect
+from mosnet import kcmdline
+from mosnet.config import (
+    BridgeKind,
+    DhcpSpec,
+    FirewallPreset,
+    FirewallSpec,
+    Ip4Static,
+    Ip6Static,
+    NatSpec,
+    NetConfig,
+    PortForward,
+    PortRange,
+    Proto,
+)
+from mosnet.errors import ParamError
+
+EXPECTED = {
+    "mosip4": "<address>,<gateway>,<netmask>[,<device>]",
+    "mosip6": "<address>/<prefix>,<gateway>[,<device>]",
+    "mosdhcp_timeout": "seconds, a number > 0 and <= 3600",
+    "mosdhcp_prefer_private": "yes|no (or true|false, 1|0, on|off)",
+    "mosfirewall": "ssh|permissive|none[,tcp:<port>[,<port>...]][,udp:<port>...] "
+    "(firewall left unconfigured)",
+    "mosnat": "snat|none|<iface>[,<ext-port>:<ipv4>:<port>/tcp|udp...] (NAT left unconfigured)",
+    "mosbridge": "ovs|linux|auto",
+    "BOOTIF": "01-aa-bb-cc-dd-ee-ff or aa-bb-cc-dd-ee-ff",
+    "ifname": "<name>:<mac>",
+    "nameserver": "an IPv4 or IPv6 address",
+    "ip": "dhcp, <iface>:dhcp or <client>:[<peer>]:<gw>:<netmask>:<hostname>:<iface>:none",
+}
+MULTI = ("ip", "ifname", "nameserver")
+MAX_TIMEOUT = 3600
+_BOOL = {"yes": True, "true": True, "1": True, "on": True}
+_BOOL |= {"no": False, "false": False, "0": False, "off": False}
+_FORWARD = "<ext-port>:<ipv4>:<port>/tcp|udp"
+S = TypeVar("S", Ip4Static, Ip6Static)
+_BOOTIF_RE = re.compile(r"(?:01-)?([0-9a-fA-F]{2}(?:-[0-9a-fA-F]{2}){5})")
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    config: NetConfig
+    errors: tuple[ParamError, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass
+class _Builder:
+    """Mutable scratch state; frozen into a NetConfig at the end."""
+
+    sink: v.Sink = field(default_factory=v.Sink)
+    ip4: Ip4Static | None = None
+    ip6: Ip6Static | None = None
+    mosip4_given: bool = False
+    mosip6_given: bool = False
+    ip_forms: list[tuple[str, v.IpForm]] = field(default_factory=list)
+    dhcp: DhcpSpec = field(default_factory=DhcpSpec)
+    firewall: FirewallSpec | None = None
+    nat: NatSpec | None = None
+    bridge: BridgeKind = "auto"
+    bootif: str | None = None
+    ifnames: list[tuple[str, str]] = field(default_factory=list)
+    nameservers: list[v.IpAddr] = field(default_factory=list)
+    hostname: str | None = None
+
+
+# --- the mos* parameters -------------------------------------------------------
+
+
+def _mosip4(value: str, b: _Builder) -> None:
+    b.mosip4_given = True
+    parts = value.split(",")
+    if len(parts) not in (3, 4):
+        raise ParamError("mosip4", value, EXPECTED["mosip4"])
+    addr = v.host4("mosip4", parts[0])
+    gw = v.host4("mosip4", parts[1])
+    plen = v.mask4("mosip4", parts[2])
+    if gw == addr:
+        raise ParamError("mosip4", parts[1], "a gateway different from the address")
+    v.check_host_in_net("mosip4", parts[0], addr, plen)
+    dev = v.ifname("mosip4", parts[3]) if len(parts) == 4 and parts[3] else None
+    b.ip4 = Ip4Static(addr, gw, plen, dev)
+
+
+def _mosip6(value: str, b: _Builder) -> None:
+    b.mosip6_given = True
+    parts = value.split(",")
+    if len(parts) not in (2, 3) or "/" not in parts[0]:
+        raise ParamError("mosip6", value, EXPECTED["mosip6"])
+    addr_tok, _, plen_tok = parts[0].partition("/")
+    addr = v.host6("mosip6", addr_tok)
+    plen = v.number("mosip6", plen_tok, 0, 128, v.E_PREFIX6)
+    gw = v.host6("mosip6", parts[1])
+    if gw == addr:
+        raise ParamError("mosip6", parts[1], "a gateway different from the address")
+    dev = v.ifname("mosip6", parts[2]) if len(parts) == 3 and parts[2] else None
+    b.ip6 = Ip6Static(addr, plen, gw, dev)
+
+
+def _timeout(value: str, b: _Builder) -> None:
+    # No float(): it would take "nan", "inf", "1e9" and "1_0".
+    if re.fullmatch(r"[0-9]{1,6}(?:\.[0-9]{1,6})?", value) is None:
+        raise ParamError("mosdhcp_timeout", value, EXPECTED["mosdhcp_timeout"])
+    seconds = float(value)
+    if not 0 < seconds <= MAX_TIMEOUT:
+        raise ParamError("mosdhcp_timeout", value, EXPECTED["mosdhcp_timeout"])
+    b.dhcp = DhcpSpec(seconds, b.dhcp.prefer_private, b.dhcp.devices)
+
+
+def _prefer_private(value: str, b: _Builder) -> None:
+    if value.lower() not in _BOOL:
+        raise ParamError("mosdhcp_prefer_private", value, EXPECTED["mosdhcp_prefer_private"])
+    b.dhcp = DhcpSpec(b.dhcp.timeout, _BOOL[value.lower()], b.dhcp.devices)
+
+
+def _bridge(value: str, b: _Builder) -> None:
+    if value.lower() not in ("ovs", "linux", "auto"):
+        raise ParamError("mosbridge", value, EXPECTED["mosbridge"])
+    b.bridge = cast(BridgeKind, value.lower())
+
+
+def _firewall(value: str, b: _Builder) -> None:
+    tokens = value.split(",")
+    preset = tokens[0].lower()
+    if preset not in ("ssh", "permissive", "none"):
+        # No guessed fallback: a typo must not silently pick a policy.
+        b.sink.error("mosfirewall", tokens[0], EXPECTED["mosfirewall"])
+    ports = _firewall_ports(tokens[1:], b.sink)
+    if preset in ("ssh", "permissive", "none"):
+        b.firewall = FirewallSpec(cast(FirewallPreset, preset), ports["tcp"], ports["udp"])
+
+
+def _firewall_ports(tokens: list[str], sink: v.Sink) -> dict[str, tuple[PortRange, ...]]:
+    """``tcp:22,80,udp:53``: a ``proto:`` prefix applies until the next one."""
+    ports: dict[str, list[PortRange]] = {"tcp": [], "udp": []}
+    proto: str | None = None  # None before the first prefix or after a bad one
+    orphans: list[str] = []  # ports after an unknown protocol: dropped with it
+    for tok in tokens:
+        body = tok
+        if ":" in tok:
+            prefix, _, body = tok.partition(":")
+            proto = prefix.lower() if prefix.lower() in ports else "?"
+            if proto == "?":
+                sink.error("mosfirewall", tok, "tcp:<port> or udp:<port> (unknown protocol)")
+                continue
+        elif not tok:
+            continue  # tolerate ",," and a trailing comma
+        elif proto is None:
+            sink.error("mosfirewall", tok, "tcp:<port> or udp:<port> before the first port")
+            continue
+        elif proto == "?":
+            orphans.append(tok)
+            continue
+        _add_port(body, ports[proto], sink)
+    if orphans:
+        sink.note(f"mosfirewall: ports {','.join(orphans)} dropped with their bad protocol")
+    return {k: tuple(v) for k, v in ports.items()}
+
+
+def _add_port(tok: str, into: list[PortRange], sink: v.Sink) -> None:
+    try:
+        rng = v.port_range("mosfirewall", tok)
+    except ParamError as exc:
+        sink.errors.append(exc)
+        return
+    if rng not in into:
+        into.append(rng)
+
+
+def _nat(value: str, b: _Builder) -> None:
+    tokens = value.split(",")
+    mode = tokens[0].lower()
+    spec: NatSpec | None = None
+    if mode in ("snat", "none"):
+        spec = NatSpec(cast(Literal["snat", "none"], mode))
+    else:
+        try:
+            spec = NatSpec("iface", v.ifname("mosnat", tokens[0]))
+        except ParamError:
+            b.sink.error("mosnat", tokens[0], f"snat, none or {v.E_IFNAME}")
+    forwards = _nat_forwards([t for t in tokens[1:] if t], b.sink)
+    if spec is not None and spec.mode == "none" and forwards:
+        b.sink.note("mosnat=none: port forwards ignored")
+        forwards = ()
+    if spec is not None:
+        b.nat = NatSpec(spec.mode, spec.iface, forwards)
+
+
+def _nat_forwards(tokens: list[str], sink: v.Sink) -> tuple[PortForward, ...]:
+    out: list[PortForward] = []
+    for tok in tokens:
+        try:
+            fwd = _forward(tok)
+        except ParamError:
+            sink.error("mosnat", tok, _FORWARD)
+            continue
+        if any(f.external_port == fwd.external_port and f.proto == fwd.proto for f in out):
+            sink.error("mosnat", tok, f"{_FORWARD} with an external port not forwarded yet")
+            continue
+        out.append(fwd)
+    return tuple(out)
+
+
+def _forward(tok: str) -> PortForward:
+    head, _, proto = tok.rpartition("/")
+    parts = head.split(":")
+    if proto.lower() not in ("tcp", "udp") or len(parts) != 3:
+        raise ParamError("mosnat", tok, _FORWARD)
+    ext = v.number("mosnat", parts[0], 1, 65535, _FORWARD)
+    ip = v.host4("mosnat", parts[1])
+    port = v.number("mosnat", parts[2], 1, 65535, _FORWARD)
+    return PortForward(ext, ip, port, cast(Proto, proto.lower()))
+
+
+# --- dracut/kernel companions --------------------------------------------------
+
+
+def _bootif(value: str, b: _Builder) -> None:
+    m = _BOOTIF_RE.fullmatch(value)
+    if m is None:
+        raise ParamError("BOOTIF", value, EXPECTED["BOOTIF"])
+    try:
+        b.bootif = v.mac("BOOTIF", m.group(1))
+    except ParamError:
+        raise ParamError("BOOTIF", value, EXPECTED["BOOTIF"] + " (unicast)") from None
+
+
+def _ifname(value: str, b: _Builder) -> None:
+    name, sep, hw = value.partition(":")
+    if not sep:
+        raise ParamError("ifname", value, EXPECTED["ifname"])
+    pair = (v.ifname("ifname", name), v.mac("ifname", hw))
+    if pair in b.ifnames:
+        return
+    if any(n == pair[0] or m == pair[1] for n, m in b.ifnames):
+        raise ParamError("ifname", value, "<name>:<mac> with a name and MAC not used yet")
+    if name.startswith("eth"):
+        b.sink.note(f"ifname={value}: eth* names can clash with the kernel's own names")
+    b.ifnames.append(pair)
+
+
+def _nameserver(value: str, b: _Builder) -> None:
+    b.nameservers.append(v.nameserver("nameserver", value))
+
+
+def _ip(value: str, b: _Builder) -> None:
+    form = v.parse_ip(value, b.sink)
+    b.ip_forms.append((value, form))
+    b.nameservers.extend(form.nameservers)
+    if form.hostname is not None:
+        b.hostname = form.hostname
+
+
+HANDLERS: dict[str, Callable[[str, _Builder], None]] = {
+    "mosip4": _mosip4,
+    "mosip6": _mosip6,
+    "mosdhcp_timeout": _timeout,
+    "mosdhcp_prefer_private": _prefer_private,
+    "mosfirewall": _firewall,
+    "mosnat": _nat,
+    "mosbridge": _bridge,
+    "BOOTIF": _bootif,
+    "ifname": _ifname,
+    "nameserver": _nameserver,
+    "ip": _ip,
+}
+
+
+# --- assembly ------------------------------------------------------------------
+
+
+def parse(text: str) -> ParseResult:
+    """Parse a whole command line; never raises (see the module docstring)."""
+    b = _Builder()
+    try:
+        params = kcmdline.split(text)
+    except Exception as exc:  # PID 1 must boot on whatever the bootloader gave us
+        b.sink.error("cmdline", text[:80], f"a kernel command line ({type(exc).__name__})")
+        params = ()
+    lasts = {p.key: i for i, p in enumerate(params)}
+    for i, p in enumerate(params):
+        if p.key in HANDLERS and p.key not in MULTI and lasts[p.key] != i:
+            continue  # the last occurrence wins
+        _dispatch(p, b)
+    _note_duplicates(params, b.sink)
+    _merge_ip(b)
+    return ParseResult(_freeze(b), tuple(b.sink.errors), tuple(b.sink.notes))
+
+
+def _dispatch(p: kcmdline.Param, b: _Builder) -> None:
+    handler = HANDLERS.get(p.key)
+    if handler is None:
+        if p.key.startswith("mos"):
+            b.sink.note(f"unknown parameter {p.key!r} ignored (typo?)")
+        return
+    if not p.value:
+        b.sink.error(p.key, p.value or "", EXPECTED[p.key])
+        return
+    try:
+        handler(p.value, b)
+    except ParamError as exc:
+        b.sink.errors.append(exc)
+    except Exception as exc:  # a bug here must cost one parameter, not the boot
+        b.sink.error(p.key, p.value, f"{EXPECTED[p.key]} (internal error: {exc!r})")
+
+
+def _note_duplicates(params: Iterable[kcmdline.Param], sink: v.Sink) -> None:
+    counts: dict[str, int] = {}
+    for p in params:
+        if p.key in HANDLERS and p.key not in MULTI:
+            counts[p.key] = counts.get(p.key, 0) + 1
+    for key, n in counts.items():
+        if n > 1:
+            sink.note(f"{key} given {n} times: the last one wins")
+
+
+def _merge_ip(b: _Builder) -> None:
+    """Apply the ip= forms: mos* params of the same family win, DHCP devices gather."""
+    devices: list[str] = []
+    dhcp_all = False
+    for raw, form in b.ip_forms:
+        dhcp_all |= form.dhcp_all
+        if form.dhcp_device is not None and form.dhcp_device not in devices:
+            devices.append(form.dhcp_device)
+        if form.ip4 is not None:
+            b.ip4 = _pick(b.ip4, form.ip4, b.mosip4_given, "mosip4", raw, b.sink)
+        if form.ip6 is not None:
+            b.ip6 = _pick(b.ip6, form.ip6, b.mosip6_given, "mosip6", raw, b.sink)
+    if dhcp_all and devices:
+        b.sink.note(f"ip=dhcp without interface: DHCP on all NICs, not only {','.join(devices)}")
+    b.dhcp = DhcpSpec(b.dhcp.timeout, b.dhcp.prefer_private, () if dhcp_all else tuple(devices))
+
+
+def _pick(current: S | None, new: S, mos_given: bool, mos_key: str, raw: str, sink: v.Sink) -> S:
+    """The static address of one family: mosip4/6 if valid, else the last ip=."""
+    family = "IPv4" if mos_key == "mosip4" else "IPv6"
+    if current is not None and current.source == mos_key:
+        sink.note(f"{mos_key} given: ignoring ip={raw} for {family}")
+        return current
+    if current is not None:
+        sink.note(f"several static ip= for {family}: ip={raw} wins")
+    elif mos_given:
+        sink.note(f"{mos_key} invalid: using ip={raw} for {family}")
+    return new
+
+
+def _freeze(b: _Builder) -> NetConfig:
+    seen: list[v.IpAddr] = []
+    for ns in b.nameservers:
+        if ns not in seen:
+            seen.append(ns)
+    return NetConfig(
+        ip4=b.ip4,
+        ip6=b.ip6,
+        dhcp=b.dhcp,
+        firewall=b.firewall,
+        nat=b.nat,
+        bridge=b.bridge,
+        bootif=b.bootif,
+        ifnames=tuple(b.ifnames),
+        nameservers=tuple(seen),
+        hostname=b.hostname,
+    )
+
+
+# --- reporting -----------------------------------------------------------------
+
+
+def format_errors(errors: Iterable[ParamError]) -> tuple[str, ...]:
+    """One line per error: ``mosip4: bad value '1.2.3', expected ...``."""
+    return tuple(str(e) for e in errors)
+
+
+def log_errors(errors: Iterable[ParamError], logger: logging.Logger) -> None:
+    for line in format_errors(errors):
+        logger.warning("cmdline: %s", line)
+
+
+def log_result(result: ParseResult, logger: logging.Logger) -> None:
+    """Notes at info, errors at warning: both go to kmsg/console via mosnet.log."""
+    for note in result.notes:
+        logger.info("cmdline: %s", note)
+    log_errors(result.errors, logger)
+
+
+__all__ = ["ParseResult", "parse", "format_errors", "log_errors", "log_result"]
