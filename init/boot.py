@@ -108,7 +108,8 @@ def bring_up_network(state: BootState) -> None:
     """Static mode from mosip4/mosip6/ip=, else DHCP. A failure here is not fatal."""
     state.network_done = True
     if state.net.mode == "static":
-        result = static.bring_up(state.net)
+        os.makedirs(RUN_DIR, exist_ok=True)
+        result = static.bring_up(state.net, resolv_conf=os.path.join(RUN_DIR, "resolv.conf"))
         if not result.plan.ok:
             _log.error("static network not configured: %s", "; ".join(result.plan.errors))
         return
@@ -150,8 +151,8 @@ def mount_root(state: BootState) -> None:
     rootdev.mount_root(dev, NEW_ROOT, cfg.rootfstype, cfg.rootflags, cfg.readonly)
     state.root_mounted = True
     if state.lease is not None:
-        daemon.publish_dns(state.lease, RUN_DIR)  # also the real root's /etc if writable
-        _copy_resolv_conf()
+        daemon.publish_dns(state.lease, RUN_DIR)
+    _copy_resolv_conf()  # from /run/mosnet, for DHCP and static mode alike
 
 
 def _copy_resolv_conf() -> None:

@@ -115,11 +115,17 @@ def wait_for_dad(dev: str, timeout: float = DAD_TIMEOUT) -> bool:
             time.sleep(0.05)
 
 
-def bring_up(cfg: NetConfig, include: tuple[str, ...] = ()) -> StaticResult:
-    """``include`` names virtual links that count as NICs (tests use veths)."""
+def bring_up(
+    cfg: NetConfig, include: tuple[str, ...] = (), resolv_conf: str = "/etc/resolv.conf"
+) -> StaticResult:
+    """``include`` names virtual links that count as NICs (tests use veths).
+
+    PID 1 passes ``resolv_conf=/run/mosnet/resolv.conf``: the real root is
+    not mounted yet, and /run moves into it.
+    """
     nics = _discover(cfg, include)
     chosen = choose_nic(cfg, nics)
-    the_plan = plan(cfg, nics, chosen)
+    the_plan = plan(cfg, nics, chosen, resolv_conf=resolv_conf)
     for line in the_plan.render().splitlines():
         _log.info("plan: %s", line)
     applied = netapply.apply(the_plan)

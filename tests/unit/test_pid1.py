@@ -34,9 +34,14 @@ OUTPUT: dict[int, tuple[str, str]] = {}
 
 @contextmanager
 def helper(*args: str) -> Iterator[subprocess.Popen[str]]:
-    proc = subprocess.Popen([sys.executable, str(HELPER), *args], env=ENV, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(HELPER), *args],
+        env=ENV,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         yield proc
     finally:
@@ -45,8 +50,13 @@ def helper(*args: str) -> Iterator[subprocess.Popen[str]]:
 
 
 def reap_run(reaper: str, prefix: tuple[str, ...] = ()) -> dict[str, object]:
-    out = subprocess.run([*prefix, sys.executable, str(HELPER), "reap", reaper], env=ENV,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [*prefix, sys.executable, str(HELPER), "reap", reaper],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     result: dict[str, object] = json.loads(out.stdout)
     return result
@@ -54,9 +64,14 @@ def reap_run(reaper: str, prefix: tuple[str, ...] = ()) -> dict[str, object]:
 
 @pytest.mark.parametrize(
     "prefix",
-    [pytest.param((), id="subreaper"),
-     pytest.param(("unshare", "--pid", "--fork", "--mount-proc"), id="pid1-in-pidns",
-                  marks=pytest.mark.skipif(not is_root, reason="needs root + unshare"))],
+    [
+        pytest.param((), id="subreaper"),
+        pytest.param(
+            ("unshare", "--pid", "--fork", "--mount-proc"),
+            id="pid1-in-pidns",
+            marks=pytest.mark.skipif(not is_root, reason="needs root + unshare"),
+        ),
+    ],
 )
 def test_run_keeps_exit_code_while_orphans_are_reaped(prefix: tuple[str, ...]) -> None:
     res = reap_run("procs", prefix)
@@ -68,9 +83,11 @@ def test_run_keeps_exit_code_while_orphans_are_reaped(prefix: tuple[str, ...]) -
 
 
 def test_the_checks_have_teeth() -> None:
-    # A blanket waitpid(-1) loop steals statuses: Popen then reports 0.
-    codes = reap_run("naive")["codes"]
-    assert isinstance(codes, list) and 0 in codes
+    # A reaper that takes a Popen child's status makes Popen report 0, not 3.
+    # Done deterministically; the threaded naive reaper only races sometimes.
+    proc = subprocess.Popen(["/bin/sh", "-c", "exit 3"])
+    os.waitpid(proc.pid, 0)  # what a blanket waitpid(-1) loop would do
+    assert proc.wait() == 0
     # Without reaping, the orphans stay zombies and the zombie scan sees them.
     zombies = reap_run("none")["zombies"]
     assert isinstance(zombies, list) and len(zombies) == 30
@@ -98,8 +115,16 @@ def test_signals_do_not_kill(tmp_path: pathlib.Path) -> None:
     with helper("signals", str(cad)) as proc:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "READY"
-        for sig in (signal.SIGPIPE, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1,
-                    signal.SIGUSR2, signal.SIGINT, signal.SIGQUIT, signal.SIGPWR):
+        for sig in (
+            signal.SIGPIPE,
+            signal.SIGTERM,
+            signal.SIGHUP,
+            signal.SIGUSR1,
+            signal.SIGUSR2,
+            signal.SIGINT,
+            signal.SIGQUIT,
+            signal.SIGPWR,
+        ):
             os.kill(proc.pid, sig)
             if sig != signal.SIGPIPE:  # ignored, so never reported
                 assert proc.stdout.readline().strip() == sig.name
@@ -108,8 +133,7 @@ def test_signals_do_not_kill(tmp_path: pathlib.Path) -> None:
 
 
 def test_pending_signals_read_and_clear() -> None:
-    old = {s: signal.getsignal(s) for s in (*pid1.RECORDED_SIGNALS, signal.SIGCHLD,
-                                              signal.SIGPIPE)}
+    old = {s: signal.getsignal(s) for s in (*pid1.RECORDED_SIGNALS, signal.SIGCHLD, signal.SIGPIPE)}
     try:
         pid1.install_signal_handlers(cad_path=None)
         pid1.pending_signals()
@@ -170,9 +194,13 @@ def test_halt_idles_forever_when_reboot_returns() -> None:
 def test_halt_real_reboot_in_pid_namespace() -> None:
     # reboot(HALT) by PID 1 of a pid namespace ends the namespace with SIGINT
     # instead of halting the host; proves the ctypes call and its command.
-    out = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable,
-                          str(HELPER), "halt-real"], env=ENV, capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run(
+        ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, str(HELPER), "halt-real"],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode in (-signal.SIGINT, 128 + signal.SIGINT), out
     assert "idling" not in out.stderr
 
@@ -180,8 +208,10 @@ def test_halt_real_reboot_in_pid_namespace() -> None:
 def test_emergency_shell_respawns_with_ctty(tmp_path: pathlib.Path) -> None:
     log = tmp_path / "runs"
     script = tmp_path / "shell"
-    script.write_text(f"#!/bin/sh\n( : < /dev/tty ) 2>/dev/null && c=yes || c=no\n"
-                      f"echo \"run ctty=$c\" >> {log}\nexit 1\n")
+    script.write_text(
+        f"#!/bin/sh\n( : < /dev/tty ) 2>/dev/null && c=yes || c=no\n"
+        f'echo "run ctty=$c" >> {log}\nexit 1\n'
+    )
     script.chmod(0o755)
     master, slave = os.openpty()
     try:

@@ -429,9 +429,9 @@ def test_sys_mount_and_umount_tmpfs(tmp_path: pathlib.Path) -> None:
 @given(
     st.binary(max_size=2048),
     st.sampled_from([b"", b"EFI PART", b"\x55\xaa"]),
-    st.integers(0, 1 << 64),
-    st.integers(0, 1 << 32),
-    st.integers(0, 1 << 32),
+    st.integers(0, (1 << 64) - 1),
+    st.integers(0, (1 << 32) - 1),
+    st.integers(0, (1 << 32) - 1),
 )
 def test_garbage_tables_never_raise(
     tmp_path_factory: pytest.TempPathFactory,
