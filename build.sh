@@ -40,6 +40,7 @@ TEST_DEBS=(
     "iproute2:/sbin/ip" "nftables:/usr/sbin/nft" "util-linux:/usr/bin/unshare"
     "fdisk:/sbin/sfdisk" "dosfstools:/sbin/mkfs.vfat" "xfsprogs:/sbin/mkfs.xfs"
     "squashfs-tools:/usr/bin/mksquashfs" "xz-utils:/usr/bin/xz"
+    "kea-dhcp4-server:/usr/sbin/kea-dhcp4"
 )
 
 install_debs() {

@@ -14,18 +14,14 @@ import time
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from pyroute2 import IPRoute
-
 from init import bootcfg, modules, mounts, pid1, procs, rootdev, switchroot
-from mosnet import cmdline, daemon, discover, log, resolvconf, static
+from mosnet import cmdline, daemon, dhcpmode, ipv6, log, resolvconf, static
 from mosnet.config import NetConfig
-from mosnet.dhcp4 import apply
 from mosnet.dhcp4.client import Client
 from mosnet.dhcp4.lease import Lease
 
 NEW_ROOT = "/sysroot"
 RUN_DIR = "/run/mosnet"
-CARRIER_TIMEOUT = 10.0
 MAX_ATTEMPTS = 3
 RETRY_DELAY = 5.0
 ENV = {
@@ -51,6 +47,7 @@ class BootState:
     network_done: bool = False
     client: Client | None = None
     lease: Lease | None = None
+    v6: ipv6.Ipv6State | None = None
     root_mounted: bool = False
     daemon: daemon.DaemonHandle | None = None
 
@@ -89,21 +86,6 @@ def load_drivers(state: BootState) -> None:
     state.modules_done = True
 
 
-def _pick_nic() -> discover.Nic | None:
-    with IPRoute() as ipr:
-        nics = discover.list_nics(ipr)
-        if not nics:
-            _log.warning("no physical NIC found")
-            return None
-        discover.bring_up(ipr, nics)
-    ready = discover.wait_for_carrier(nics, CARRIER_TIMEOUT)
-    if not ready:
-        _log.warning("no NIC has carrier after %.0f s; trying %s", CARRIER_TIMEOUT, nics[0].name)
-        return nics[0]
-    _log.info("first NIC with link: %s", ready[0].describe())
-    return ready[0]
-
-
 def bring_up_network(state: BootState) -> None:
     """Static mode from mosip4/mosip6/ip=, else DHCP. A failure here is not fatal."""
     state.network_done = True
@@ -117,28 +99,11 @@ def bring_up_network(state: BootState) -> None:
 
 
 def bring_up_dhcp(state: BootState) -> None:
-    """DHCPv4 on the first NIC with link. No lease is not fatal: the daemon keeps trying."""
-    nic = _pick_nic()
-    if nic is None:
-        return
-    client = Client(nic.name)
-    state.client = client
-    lease = client.acquire(state.net.dhcp.timeout)
-    if lease is None:
-        _log.warning("no DHCP lease on %s yet; the daemon keeps asking", nic.name)
-        return
-    state.lease = lease
-    apply.apply(lease, nic.name, client.clock())
-    apply.write_lease(lease, nic.name, RUN_DIR)
-    daemon.publish_dns(lease, RUN_DIR)
-    _log.info(
-        "%s: %s/%d via %s, dns %s",
-        nic.name,
-        lease.address,
-        lease.prefixlen,
-        ",".join(map(str, lease.routers)) or "-",
-        ",".join(map(str, lease.dns)) or "-",
-    )
+    """Parallel probe, bridge, lease on ``mos``. No lease is not fatal: the daemon keeps asking."""
+    result = dhcpmode.bring_up(state.net, RUN_DIR)
+    if not result.plan.ok:
+        _log.error("DHCP network not configured: %s", "; ".join(result.plan.errors))
+    state.client, state.lease, state.v6 = result.client, result.lease, result.v6
 
 
 def mount_root(state: BootState) -> None:
@@ -151,7 +116,7 @@ def mount_root(state: BootState) -> None:
     rootdev.mount_root(dev, NEW_ROOT, cfg.rootfstype, cfg.rootflags, cfg.readonly)
     state.root_mounted = True
     if state.lease is not None:
-        daemon.publish_dns(state.lease, RUN_DIR)
+        daemon.publish_dns(state.lease, RUN_DIR, state.v6)
     _copy_resolv_conf()  # from /run/mosnet, for DHCP and static mode alike
 
 
@@ -173,7 +138,7 @@ def _copy_resolv_conf() -> None:
 def start_daemon(state: BootState) -> None:
     if state.daemon is not None or state.client is None:
         return
-    state.daemon = daemon.spawn(state.client, NEW_ROOT if state.root_mounted else None)
+    state.daemon = daemon.spawn(state.client, NEW_ROOT if state.root_mounted else None, state.v6)
     procs.reap_orphans()
 
 

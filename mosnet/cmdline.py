@@ -18,6 +18,7 @@ the ``ip=`` address still brings the machine up.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Callable, Iterable
@@ -131,13 +132,13 @@ def _timeout(value: str, b: _Builder) -> None:
     seconds = float(value)
     if not 0 < seconds <= MAX_TIMEOUT:
         raise ParamError("mosdhcp_timeout", value, EXPECTED["mosdhcp_timeout"])
-    b.dhcp = DhcpSpec(seconds, b.dhcp.prefer_private, b.dhcp.devices)
+    b.dhcp = dataclasses.replace(b.dhcp, timeout=seconds)
 
 
 def _prefer_private(value: str, b: _Builder) -> None:
     if value.lower() not in _BOOL:
         raise ParamError("mosdhcp_prefer_private", value, EXPECTED["mosdhcp_prefer_private"])
-    b.dhcp = DhcpSpec(b.dhcp.timeout, _BOOL[value.lower()], b.dhcp.devices)
+    b.dhcp = dataclasses.replace(b.dhcp, prefer_private=_BOOL[value.lower()])
 
 
 def _bridge(value: str, b: _Builder) -> None:
@@ -344,9 +345,10 @@ def _note_duplicates(params: Iterable[kcmdline.Param], sink: v.Sink) -> None:
 def _merge_ip(b: _Builder) -> None:
     """Apply the ip= forms: mos* params of the same family win, DHCP devices gather."""
     devices: list[str] = []
-    dhcp_all = False
+    dhcp_all = dhcp6 = False
     for raw, form in b.ip_forms:
         dhcp_all |= form.dhcp_all
+        dhcp6 |= form.dhcp6
         if form.dhcp_device is not None and form.dhcp_device not in devices:
             devices.append(form.dhcp_device)
         if form.ip4 is not None:
@@ -355,7 +357,8 @@ def _merge_ip(b: _Builder) -> None:
             b.ip6 = _pick(b.ip6, form.ip6, b.mosip6_given, "mosip6", raw, b.sink)
     if dhcp_all and devices:
         b.sink.note(f"ip=dhcp without interface: DHCP on all NICs, not only {','.join(devices)}")
-    b.dhcp = DhcpSpec(b.dhcp.timeout, b.dhcp.prefer_private, () if dhcp_all else tuple(devices))
+    devs = () if dhcp_all else tuple(devices)
+    b.dhcp = DhcpSpec(b.dhcp.timeout, b.dhcp.prefer_private, devs, dhcp6)
 
 
 def _pick(current: S | None, new: S, mos_given: bool, mos_key: str, raw: str, sink: v.Sink) -> S:

@@ -44,6 +44,7 @@ _DHCP_WORDS = ("dhcp", "on", "any", "single-dhcp")
 _STATIC_WORDS = ("", "none", "off", "static")
 # Valid in dracut/kernel/systemd but not implemented by mosnet yet: a note, not an error.
 _LATER_WORDS = ("dhcp6", "auto6", "either6", "link6", "ibft", "bootp", "rarp", "both")
+_DHCP6_WORDS = ("dhcp6", "either6")  # DHCP mode plus a DHCPv6 client
 
 
 @dataclass
@@ -176,6 +177,7 @@ class IpForm:
     nameservers: tuple[IpAddr, ...] = ()
     dhcp_device: str | None = None
     dhcp_all: bool = False
+    dhcp6: bool = False
 
 
 def split_fields(value: str) -> list[str]:
@@ -227,6 +229,8 @@ def _ip_word(value: str, sink: Sink) -> IpForm:
     word = value.lower()
     if word in _DHCP_WORDS:
         return IpForm(dhcp_all=True)
+    if word in _DHCP6_WORDS:
+        return IpForm(dhcp_all=True, dhcp6=True)
     if word in ("off", "none"):
         sink.note(f"ip={value}: ignored, mosnet always brings the network up")
     elif word in _LATER_WORDS or word == "link-local":
@@ -245,6 +249,8 @@ def _ip_iface(value: str, fields: list[str], hwaddr: str | None, sink: Sink) -> 
     if method not in _DHCP_WORDS and method not in _LATER_WORDS:
         raise ParamError("ip", fields[1], "dhcp|on|any|dhcp6|auto6|link6 after <iface>:")
     _extras_mtu_mac(value, fields[2] if len(fields) > 2 else "", hwaddr, sink)
+    if method in _DHCP6_WORDS:
+        return IpForm(dhcp_device=dev, dhcp6=True)
     if method in _LATER_WORDS:
         sink.note(f"ip={value}: {method} not supported yet, ignored")
         return IpForm()
@@ -272,6 +278,8 @@ def _ip_full(value: str, f: list[str], hwaddr: str | None, sink: Sink) -> IpForm
         if any(f[:5]):
             sink.note(f"ip={value}: {method} asked, static fields ignored")
         return IpForm(dhcp_device=dev, dhcp_all=dev is None)
+    if method in _DHCP6_WORDS:
+        return IpForm(dhcp_device=dev, dhcp_all=dev is None, dhcp6=True)
     if method in _LATER_WORDS:
         sink.note(f"ip={value}: {method} not supported yet, ignored")
         return IpForm()

@@ -79,6 +79,7 @@ class DhcpSpec:
     timeout: float = 10.0  # total for the parallel probe, not per NIC
     prefer_private: bool = True
     devices: tuple[str, ...] = ()  # ip=<iface>:dhcp restricts the probe
+    dhcp6: bool = False  # ip=dhcp6/either6: DHCPv6 even if the RA does not ask for it
 
 
 @dataclass(frozen=True)

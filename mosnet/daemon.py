@@ -16,7 +16,7 @@ import signal
 import threading
 from dataclasses import dataclass
 
-from mosnet import log, proctitle, resolvconf
+from mosnet import ipv6, log, proctitle, resolvconf
 from mosnet.dhcp4 import apply
 from mosnet.dhcp4.client import Client
 from mosnet.dhcp4.lease import Lease
@@ -40,13 +40,21 @@ class DaemonHandle:
             os.close(self.notify_fd)
 
 
-def publish_dns(lease: Lease, run_dir: str = RUN_DIR) -> None:
-    """resolv.conf for the lease: /run/mosnet/resolv.conf and /etc/resolv.conf."""
-    if not lease.dns:
+def publish_dns(lease: Lease, run_dir: str = RUN_DIR, v6: ipv6.Ipv6State | None = None) -> None:
+    """resolv.conf from the lease (and IPv6's RDNSS/DHCPv6 servers, merged).
+
+    Written to /run/mosnet/resolv.conf and /etc/resolv.conf.
+    """
+    v6_dns = v6.dns if v6 is not None else ()
+    if not lease.dns and not v6_dns:
         return
-    text = resolvconf.render(
-        lease.dns, lease.search or (), f"mosnet DHCPv4 lease from {lease.server_id}"
-    )
+    servers = resolvconf.merge_nameservers(lease.dns, v6_dns)
+    search = resolvconf.merge_search(lease.search or (), v6.search if v6 is not None else ())
+    try:
+        text = resolvconf.render(servers, search, f"mosnet DHCPv4 lease from {lease.server_id}")
+    except resolvconf.ResolvConfError as exc:
+        _log.warning("resolv.conf not written: %s", exc)
+        return
     for path in (os.path.join(run_dir, "resolv.conf"), "/etc/resolv.conf"):
         try:
             resolvconf.write_atomic(path, text)
@@ -57,22 +65,32 @@ def publish_dns(lease: Lease, run_dir: str = RUN_DIR) -> None:
 class LeaseKeeper:
     """Applies every (re)bind to the interface and publishes it; undoes expiry."""
 
-    def __init__(self, client: Client, run_dir: str = RUN_DIR) -> None:
+    def __init__(
+        self, client: Client, run_dir: str = RUN_DIR, v6: ipv6.Ipv6State | None = None
+    ) -> None:
         self.client = client
         self.run_dir = run_dir
+        self.v6 = v6
         self.renewals = 0
+
+    def _publish(self, lease: Lease) -> None:
+        if self.v6 is not None:  # IPv6 rewrites resolv.conf too: keep it merged
+            self.v6.v4_dns = tuple(map(str, lease.dns))
+            self.v6.v4_search = tuple(lease.search)
+        publish_dns(lease, self.run_dir, self.v6)
 
     def on_bind(self, lease: Lease) -> None:
         apply.apply(lease, self.client.ifname, self.client.clock())
         apply.write_lease(lease, self.client.ifname, self.run_dir)
-        publish_dns(lease, self.run_dir)
+        apply.maybe_set_hostname(lease.hostname)
+        self._publish(lease)
         _log.info("lease %s on %s bound, %ds", lease.address, self.client.ifname, lease.lease_time)
 
     def on_renew(self, lease: Lease) -> None:
         self.renewals += 1
         apply.apply(lease, self.client.ifname, self.client.clock())
         apply.write_lease(lease, self.client.ifname, self.run_dir)
-        publish_dns(lease, self.run_dir)
+        self._publish(lease)
         _log.info("lease %s on %s renewed (%d)", lease.address, self.client.ifname, self.renewals)
 
     def on_expire(self, lease: Lease) -> None:
@@ -97,7 +115,9 @@ def _follow_switch(notify_fd: int, root_fd: int | None) -> None:
         _log.error("cannot enter the real root: %s", exc)
 
 
-def _daemon_main(client: Client, notify_fd: int, root_fd: int | None) -> None:
+def _daemon_main(
+    client: Client, notify_fd: int, root_fd: int | None, v6: ipv6.Ipv6State | None
+) -> None:
     proctitle.set_title(TITLE)
     os.setsid()
     stop = threading.Event()
@@ -106,13 +126,15 @@ def _daemon_main(client: Client, notify_fd: int, root_fd: int | None) -> None:
         signal.signal(sig, signal.SIG_IGN)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     threading.Thread(target=_follow_switch, args=(notify_fd, root_fd), daemon=True).start()
-    keeper = LeaseKeeper(client)
+    if v6 is not None and v6.client is not None:
+        threading.Thread(target=ipv6.run_forever, args=(v6, stop.is_set), daemon=True).start()
+    keeper = LeaseKeeper(client, v6=v6)
     _log.info("daemon started (pid %d), keeping the lease on %s", os.getpid(), client.ifname)
     client.run_forever(keeper.on_bind, keeper.on_expire, stop.is_set, on_renew=keeper.on_renew)
     _log.info("daemon stopping on SIGTERM; the address stays until its lifetime ends")
 
 
-def spawn(client: Client, new_root: str | None) -> DaemonHandle:
+def spawn(client: Client, new_root: str | None, v6: ipv6.Ipv6State | None = None) -> DaemonHandle:
     """Fork the daemon; the parent gets a handle, the child never returns."""
     root_fd = os.open(new_root, os.O_PATH | os.O_DIRECTORY) if new_root else None
     read_fd, write_fd = os.pipe()
@@ -121,7 +143,7 @@ def spawn(client: Client, new_root: str | None) -> DaemonHandle:
         code = 0
         try:
             os.close(write_fd)
-            _daemon_main(client, read_fd, root_fd)
+            _daemon_main(client, read_fd, root_fd, v6)
         except BaseException:
             _log.exception("daemon crashed")
             code = 1
@@ -131,5 +153,7 @@ def spawn(client: Client, new_root: str | None) -> DaemonHandle:
     if root_fd is not None:
         os.close(root_fd)
     client.close()  # the daemon owns the sockets now
+    if v6 is not None:
+        ipv6.stop(v6)
     _log.info("forked daemon pid %d", pid)
     return DaemonHandle(pid, write_fd)

@@ -68,3 +68,40 @@ def write_atomic(path: str, text: str) -> None:
         os.fsync(dfd)
     finally:
         os.close(dfd)
+
+
+def merge_nameservers(
+    v4: Iterable[object], v6: Iterable[object], limit: int = MAX_NAMESERVERS
+) -> list[str]:
+    """IPv4 and IPv6 servers in at most ``limit`` slots (glibc reads only 3).
+
+    Rule: the first IPv4 server, then the first IPv6 server, then the other
+    IPv4 servers, then the other IPv6 ones, duplicates dropped, cut at
+    ``limit``. So with both families present each keeps at least one slot and
+    a dead family cannot take every slot; IPv4 goes first because it is the
+    family mosnet configures first at boot.
+    """
+    four = _unique(v4)
+    six = _unique(v6)
+    order = four[:1] + six[:1] + four[1:] + six[1:]
+    return _unique(order)[:limit]
+
+
+def merge_search(*lists: Iterable[str]) -> list[str]:
+    """Search domains of all sources in order, without duplicates (render cuts at 6)."""
+    out: list[str] = []
+    for names in lists:
+        for name in names:
+            name = name.rstrip(".").lower()
+            if name and name not in out:
+                out.append(name)
+    return out
+
+
+def _unique(items: Iterable[object]) -> list[str]:
+    out: list[str] = []
+    for item in items:
+        text = str(item)
+        if text not in out:
+            out.append(text)
+    return out

@@ -56,9 +56,13 @@ def apply(lease: Lease, ifname: str, now: float, *, ipr: Any = None) -> None:
     with _ipr(ipr) as ip:
         idx = ip.link_lookup(ifname=ifname)[0]
         left = max(1, int(lease.remaining(now)))
+        extra: dict[str, Any] = {}
+        if lease.prefixlen <= 30:
+            # a /32 (or RFC 3021 /31) has no broadcast address: setting one makes the
+            # kernel add a "broadcast <our address>" route to the local table
+            extra["broadcast"] = str(lease.network.broadcast_address)
         ip.addr("replace", index=idx, address=str(lease.address), prefixlen=lease.prefixlen,
-                broadcast=str(lease.network.broadcast_address), valid_lft=left,
-                preferred_lft=left)
+                valid_lft=left, preferred_lft=left, **extra)
         if lease.mtu is not None:
             ip.link("set", index=idx, mtu=lease.mtu)
         for dst, gw, onlink in planned_routes(lease):

@@ -58,12 +58,24 @@ def interface_mac(ifname: str) -> bytes:
     return mac
 
 
+def carrier(ifname: str) -> bool | None:
+    """Carrier from sysfs; False when the link is down, None if there is no such file."""
+    try:
+        with open(f"/sys/class/net/{ifname}/carrier", encoding="ascii") as fh:
+            return fh.read().strip() == "1"
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return False  # EINVAL: the interface is administratively down
+
+
 def _bpf(code: int, jt: int, jf: int, k: int) -> bytes:
     return struct.pack("HBBI", code, jt, jf, k)
 
 
 # IPv4, UDP, not a fragment (offset 0, no MF: we cannot reassemble), dst port 68.
 # Offsets are relative to the IP header because the socket is SOCK_DGRAM.
+# fmt: off
 _FILTER = b"".join((
     _bpf(0x30, 0, 0, 0),            # ldb [0]
     _bpf(0x54, 0, 0, 0xF0),         # and #0xf0
@@ -78,6 +90,7 @@ _FILTER = b"".join((
     _bpf(0x06, 0, 0, 0x40000),      # accept
     _bpf(0x06, 0, 0, 0),            # drop
 ))
+# fmt: on
 
 
 def _attach_filter(sock: socket.socket, program: bytes) -> None:
@@ -106,8 +119,9 @@ class PacketTransport:
         self._udp_src: IPv4Address | None = None
 
     def send_broadcast(self, payload: bytes, src: IPv4Address) -> None:
-        frame = codec.ip_udp_frame(src, IPv4Address("255.255.255.255"),
-                                   codec.CLIENT_PORT, codec.SERVER_PORT, payload)
+        frame = codec.ip_udp_frame(
+            src, IPv4Address("255.255.255.255"), codec.CLIENT_PORT, codec.SERVER_PORT, payload
+        )
         self._raw.sendto(frame, (self.ifname, ETH_P_IP, 0, 0, BROADCAST_MAC))
 
     def send_unicast(self, payload: bytes, server: IPv4Address, src: IPv4Address) -> None:
@@ -126,6 +140,10 @@ class PacketTransport:
                 raise
             self._udp, self._udp_src = sock, src
         return self._udp
+
+    def fileno(self) -> int:
+        """The AF_PACKET socket, for one select loop over many NICs (the probe)."""
+        return self._raw.fileno()
 
     def recv(self, timeout: float) -> bytes | None:
         socks = [self._raw] + ([self._udp] if self._udp else [])
@@ -161,8 +179,9 @@ class PacketTransport:
 
 
 def arp_request(mac: bytes, sender: IPv4Address, target: IPv4Address) -> bytes:
-    return struct.pack("!HHBBH6s4s6s4s", 1, ETH_P_IP, 6, 4, 1, mac, sender.packed,
-                       b"\0" * 6, target.packed)
+    return struct.pack(
+        "!HHBBH6s4s6s4s", 1, ETH_P_IP, 6, 4, 1, mac, sender.packed, b"\0" * 6, target.packed
+    )
 
 
 def arp_conflict(packet: bytes, mac: bytes, addr: IPv4Address) -> bool:

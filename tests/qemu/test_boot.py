@@ -39,13 +39,15 @@ def test_dhcp_boot_switches_root_and_daemon_renews(
     # The real init, not mosnet, is PID 1 afterwards, with the same PID.
     assert "ROOT: real init running as pid 1" in console
     assert "ROOT: /proc/1/exe -> /bin/busybox" in console
-    addr = re.search(rf"ROOT:\s+inet ({re.escape(net)}\.\d+)/24 .* eth0", console)
+    # DHCP mode: the NIC is the uplink of br-mosnet, the lease lives on "mos".
+    addr = re.search(rf"ROOT:\s+inet ({re.escape(net)}\.\d+)/24 .* mos", console)
     assert addr, "leased address missing in the real root"
-    assert re.search(rf"ROOT:\s+default via {re.escape(gateway.address)} dev eth0", console)
+    assert re.search(r"ROOT:\s+\d+: eth0: .* master br-mosnet", console)
+    assert re.search(rf"ROOT:\s+default via {re.escape(gateway.address)} dev mos", console)
     assert f"ROOT:   nameserver {gateway.address}" in console
     assert "ROOT:   search mosnet.test" in console
     assert re.search(r"ROOT:\s+daemon pid \d+ cmdline '@mosnet-daemon", console)
-    assert "ROOT:   lease-eth0.json" in console
+    assert "ROOT:   lease-mos.json" in console
     # Each boot phase is logged with its time.
     for phase in ("drivers", "network", "root", "daemon"):
         assert re.search(rf"mosnet: {phase} done in \d+ ms", console), phase

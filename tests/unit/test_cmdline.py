@@ -168,7 +168,7 @@ NOTES = [
         "mosip6=2001:db8::5/64,fe80::1 ip=[2001:db8::2]::[fe80::1]:64::eth0:none",
         "mosip6 given: ignoring ip=[2001:db8::2]::[fe80::1]:64::eth0:none for IPv6",
     ),
-    ("ip=dhcp6", "ip=dhcp6: not supported yet, ignored"),
+    ("ip=auto6", "ip=auto6: not supported yet, ignored"),
     ("ip=eth0:auto6", "ip=eth0:auto6: auto6 not supported yet, ignored"),
     ("ip=::::::ibft", "ip=::::::ibft: ibft not supported yet, ignored"),
     ("ip=off", "ip=off: ignored, mosnet always brings the network up"),
@@ -464,3 +464,21 @@ def test_arbitrary_text_never_raises(text: str) -> None:
 def test_structured_junk_never_raises(items: list[tuple[str, str | None]]) -> None:
     text = " ".join(k if v is None else f"{k}={v}" for k, v in items)
     _check(cmdline.parse(text))
+
+
+@pytest.mark.parametrize(
+    ("text", "devices"),
+    [
+        ("ip=dhcp6", ()),
+        ("ip=either6", ()),
+        ("ip=eth0:dhcp6", ("eth0",)),
+        ("ip=:::::eth1:dhcp6", ("eth1",)),
+    ],
+)
+def test_dhcp6_forms_ask_for_a_dhcpv6_client(text: str, devices: tuple[str, ...]) -> None:
+    result = cmdline.parse(text)
+    assert result.errors == () and result.notes == ()
+    assert result.config.mode == "dhcp"
+    assert result.config.dhcp.dhcp6 is True
+    assert result.config.dhcp.devices == devices
+    assert cmdline.parse("ip=dhcp").config.dhcp.dhcp6 is False

@@ -1,35 +1,54 @@
-"""Property tests: nothing off the wire makes the decoder or the machine raise
-anything but DecodeError. Case counts come from MOSNET_FUZZ_EXAMPLES (default
-8000 examples per test; the decoder test checks 9 packets per example and the
-machine test feeds up to 6, so the default run exercises >100k packets).
-Set it lower for a quick local run."""
+"""Fuzz: nothing off the wire makes the decoder or the machine raise anything
+but DecodeError (LeaseError from ``from_ack``).
+
+Two engines: the seeded mutation loop in bench/fuzz_dhcp4.py runs
+MOSNET_FUZZ_CASES cases (default 100_000: decode + accessors + encode
+round trip + lease + Machine.on_packet/on_timer each) because plain Python
+loops cost ~0.1 ms a case where a hypothesis example costs ~1 ms; hypothesis
+adds MOSNET_FUZZ_EXAMPLES examples per property (default 1000) for its
+shrinking and different input shapes. ``bench/fuzz_dhcp4.py --cases 1000000``
+is the bigger run.
+"""
 
 from __future__ import annotations
 
 import os
 import random
+import time
 from ipaddress import IPv4Address
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench import fuzz_dhcp4
 from mosnet.dhcp4 import codec, fsm
 
-EXAMPLES = int(os.environ.get("MOSNET_FUZZ_EXAMPLES", "8000"))
+CASES = int(os.environ.get("MOSNET_FUZZ_CASES", "100000"))
+EXAMPLES = int(os.environ.get("MOSNET_FUZZ_EXAMPLES", "1000"))
 PER_EXAMPLE = 8
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
-                suppress_health_check=list(HealthCheck))
+FUZZ = settings(
+    max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+)
 MAC = bytes.fromhex("020000000001")
 XID = 0x1234
 
 _TEMPLATE_OPTS = {
-    1: [b"\xff\xff\xff\0", b"\xff\0\xff\0", b"\0\0\0\0"], 3: [b"\x0a\x63\0\x01" * 2],
-    6: [b"\x0a\x63\0\x35"], 12: [b"node-1", b"$(reboot)", b"-o"], 15: [b"lab.example"],
-    26: [b"\x05\xdc", b"\x01\x00"], 51: [b"\0\0\x0e\x10", b"\0\0\0\0"],
-    58: [b"\0\0\x07\x08"], 59: [b"\0\0\x0c\x4e", b"\xff\xff\xff\xff"], 52: [b"\x01", b"\x03"],
+    1: [b"\xff\xff\xff\0", b"\xff\0\xff\0", b"\0\0\0\0"],
+    3: [b"\x0a\x63\0\x01" * 2],
+    6: [b"\x0a\x63\0\x35"],
+    12: [b"node-1", b"$(reboot)", b"-o"],
+    15: [b"lab.example"],
+    26: [b"\x05\xdc", b"\x01\x00"],
+    51: [b"\0\0\x0e\x10", b"\0\0\0\0"],
+    58: [b"\0\0\x07\x08"],
+    59: [b"\0\0\x0c\x4e", b"\xff\xff\xff\xff"],
+    52: [b"\x01", b"\x03"],
     119: [b"\x03lab\x07example\x00\x02ci\xc0\x04"],
-    121: [bytes([24, 192, 168, 5, 10, 99, 0, 1, 0, 10, 99, 0, 1]),
-          bytes([32, 1, 2, 3, 4, 0, 0, 0, 0])],
+    121: [
+        bytes([24, 192, 168, 5, 10, 99, 0, 1, 0, 10, 99, 0, 1]),
+        bytes([32, 1, 2, 3, 4, 0, 0, 0, 0]),
+    ],
     56: [b"go away"],
 }
 
@@ -48,23 +67,24 @@ def build(seed: int, noise: bytes) -> bytes:
     for code in rnd.sample(sorted(_TEMPLATE_OPTS), rnd.randint(0, 8)):
         opts.append((code, rnd.choice(_TEMPLATE_OPTS[code])))
     yiaddr = IPv4Address(rnd.choice([0, 0x0A63000A, 0x0A63000B]))
-    data = bytearray(codec.encode(codec.Message(codec.BOOTREPLY, XID, MAC, tuple(opts),
-                                                yiaddr=yiaddr)))
+    data = bytearray(
+        codec.encode(codec.Message(codec.BOOTREPLY, XID, MAC, tuple(opts), yiaddr=yiaddr))
+    )
     if rnd.random() < 0.3:  # options in file/sname for overload parsing
-        data[108:108 + len(noise)] = noise
+        data[108 : 108 + len(noise)] = noise
     for _ in range(rnd.randint(0, 4)):
         pos = rnd.randrange(len(data))
         op = rnd.randrange(4)
         if op == 0:
             data[pos] = rnd.randrange(256)
         elif op == 1:
-            del data[pos:pos + rnd.randint(1, 8)]
+            del data[pos : pos + rnd.randint(1, 8)]
         elif op == 2:
             data[pos:pos] = noise[:8] or b"\0"
         else:
-            data[pos:pos + len(noise)] = noise
+            data[pos : pos + len(noise)] = noise
     if rnd.random() < 0.1:
-        data = data[:rnd.randrange(len(data) + 1)]
+        data = data[: rnd.randrange(len(data) + 1)]
     return bytes(data)
 
 
@@ -133,3 +153,19 @@ def test_mutations_still_reach_the_options() -> None:
     ok = [m for m in decoded if m is not None]
     assert len(ok) > 400
     assert any(m.opt(121) for m in ok) and any(m.opt(119) for m in ok)
+
+
+def test_mutation_fuzz_100k_cases(capsys: pytest.CaptureFixture[str]) -> None:
+    start = time.monotonic()
+    stats = fuzz_dhcp4.run(CASES, seed=int(os.environ.get("MOSNET_FUZZ_SEED", "1")))
+    took = time.monotonic() - start
+    with capsys.disabled():
+        print(
+            f"\ndhcp4 mutation fuzz: {stats.cases} cases in {took:.1f} s "
+            f"(decoded {stats.decoded}, leases {stats.leases}, binds {stats.binds})"
+        )
+    assert stats.cases == CASES
+    # the mutations must leave enough packets intact to reach options, leases
+    # and every machine state, or the fuzz would only test the header checks
+    assert stats.decoded > CASES // 10 and stats.leases > CASES // 100
+    assert stats.binds > 0 and {"BOUND", "RENEWING", "REBINDING"} <= set(stats.states)

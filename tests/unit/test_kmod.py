@@ -24,7 +24,7 @@ from initramfs.kmod import (
 )
 
 KVER = "1.0-test"
-REAL_ROOT = Path(__file__).resolve().parents[2] / ".cache/kernel/root"
+REAL_ROOT = Path(__file__).resolve().parents[2] / ".cache/kernel/current/root"
 REAL_KVER = "6.1.0-56-amd64"
 
 # Fake module bodies: distinct, so a mixed-up copy shows.

@@ -1,0 +1,77 @@
+"""Put a DHCPv6 lease into the kernel (pyroute2) and onto disk.
+
+The address is a /128 (RFC 8415 does not carry a prefix length; the on-link
+prefix and the default route come from the RA). ``replace`` makes a renewal
+change nothing but the lifetimes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from typing import Any
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from mosnet.dhcp6.fsm import Lease6
+
+FOREVER = 0xFFFFFFFF  # kernel "forever" lifetime
+
+
+def _lft(seconds: float) -> int:
+    return FOREVER if seconds == float("inf") else max(0, min(FOREVER - 1, int(seconds)))
+
+
+def apply(lease: Lease6, ifname: str, now: float, *, ipr: Any = None) -> None:
+    """Address with the remaining valid/preferred lifetimes on ``ifname``."""
+    valid, preferred = lease.remaining(now)
+    with _ipr(ipr) as ip:
+        idx = ip.link_lookup(ifname=ifname)[0]
+        ip.addr(
+            "replace",
+            index=idx,
+            address=str(lease.address),
+            prefixlen=128,
+            valid_lft=max(1, _lft(valid)),
+            preferred_lft=_lft(preferred),
+        )
+
+
+def remove(lease: Lease6, ifname: str, *, ipr: Any = None) -> None:
+    """Undo ``apply`` (valid lifetime over); a missing address is fine."""
+    with _ipr(ipr) as ip:
+        idx = ip.link_lookup(ifname=ifname)[0]
+        with contextlib.suppress(NetlinkError):
+            ip.addr("del", index=idx, address=str(lease.address), prefixlen=128)
+
+
+@contextlib.contextmanager
+def _ipr(ipr: Any) -> Any:
+    if ipr is not None:
+        yield ipr
+        return
+    with IPRoute() as own:
+        yield own
+
+
+def write_lease(lease: Lease6, ifname: str, directory: str) -> str:
+    """Write ``lease6-<ifname>.json`` atomically (tmp + fsync + rename)."""
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    path = os.path.join(directory, f"lease6-{ifname}.json")
+    data = json.dumps({"ifname": ifname, **lease.to_json()}, indent=1).encode()
+    tmp = f"{path}.tmp.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    return path
+
+
+def remove_lease(ifname: str, directory: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(directory, f"lease6-{ifname}.json"))
