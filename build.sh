@@ -31,13 +31,14 @@ BUILD_DEBS=(
     "gcc:/usr/bin/gcc" "libc6-dev:/usr/lib/x86_64-linux-gnu/libc.a" "ccache:/usr/bin/ccache"
     "patchelf:/usr/bin/patchelf" "busybox-static:/bin/busybox" "kmod:/sbin/depmod"
     "zstd:/usr/bin/zstd" "cpio:/usr/bin/cpio" "e2fsprogs:/sbin/mkfs.ext4"
+    "nftables:/usr/sbin/nft"
 )
 
 # What the three test tiers use besides the build: QEMU TCG, real DHCP servers,
 # filesystem and partition tools for the root-device tests.
 TEST_DEBS=(
     "qemu-system-x86:/usr/bin/qemu-system-x86_64" "dnsmasq-base:/usr/sbin/dnsmasq"
-    "iproute2:/sbin/ip" "nftables:/usr/sbin/nft" "util-linux:/usr/bin/unshare"
+    "iproute2:/sbin/ip" "util-linux:/usr/bin/unshare"
     "fdisk:/sbin/sfdisk" "dosfstools:/sbin/mkfs.vfat" "xfsprogs:/sbin/mkfs.xfs"
     "squashfs-tools:/usr/bin/mksquashfs" "xz-utils:/usr/bin/xz"
     "kea-dhcp4-server:/usr/sbin/kea-dhcp4"
@@ -132,7 +133,7 @@ main() {
     .venv/bin/python -m initramfs build --out out/mosnet-initramfs.img --compress "$compress" \
         --kernel-root .cache/kernel/current/root --kver "$kver" \
         --dist .cache/nuitka/__main__.dist --preinit .cache/preinit/mosnet-init \
-        --busybox /bin/busybox --report out/image-report.json
+        --busybox /bin/busybox --extra-elf /usr/sbin/nft --report out/image-report.json
     say "done: out/mosnet-initramfs.img out/vmlinuz"
 }
 

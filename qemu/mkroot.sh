@@ -13,6 +13,26 @@ for applet in $("$stage/bin/busybox" --list); do
     [ -e "$stage/bin/$applet" ] || ln -s busybox "$stage/bin/$applet"
 done
 install -m 0755 "$top/qemu/root/init" "$stage/sbin/init"
+# nft with its libraries, found by the project's own ELF resolver, so tests
+# can list the firewall tables from the real root.
+if [ -x /usr/sbin/nft ]; then
+    "$top/.venv/bin/python" - "$stage" <<'PY'
+import os, shutil, sys
+from pathlib import Path
+from initramfs import elf
+stage = Path(sys.argv[1])
+closure = elf.resolve([Path("/usr/sbin/nft")])
+for f in closure.files:
+    dst = stage / str(f.image_path).lstrip("/")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(f.source, dst)
+for link in closure.links:
+    dst = stage / str(link.image_path).lstrip("/")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if not dst.exists():
+        os.symlink(link.target, dst)
+PY
+fi
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$stage/etc/passwd"
 printf 'root:x:0:\n' > "$stage/etc/group"
 printf '# replaced by mosnet\n' > "$stage/etc/resolv.conf"
