@@ -60,7 +60,7 @@ pick_python() {
     local py
     for py in "${PYTHON:-}" python3.13 python3.12 python3.11 python3; do
         [ -n "$py" ] && command -v "$py" >/dev/null || continue
-        "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' && { command -v "$py"; return; }
+        "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { command -v "$py"; return; }
     done
     echo "build.sh: need Python >= 3.11" >&2; exit 1
 }
@@ -116,6 +116,26 @@ build_nuitka() {
     echo "$want" > "$stamp"
 }
 
+# The image is reproducible, so identical inputs give identical bytes: skip
+# the (zstd -19) pack when nothing that goes into it changed.
+pack_initramfs() {
+    local kver=$1 epoch want stamp=out/.image-stamp
+    epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
+    want=$( (echo "$kver $compress $epoch"; cat .cache/nuitka/.stamp;
+             sha256sum .cache/preinit/mosnet-init /bin/busybox /usr/sbin/nft initramfs/*.py) |
+            sha256sum | cut -c1-32)
+    if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && [ -f out/mosnet-initramfs.img ]; then
+        say "initramfs unchanged"
+        return 0
+    fi
+    say "initramfs ($compress)"
+    SOURCE_DATE_EPOCH=$epoch .venv/bin/python -m initramfs build --out out/mosnet-initramfs.img \
+        --compress "$compress" --kernel-root .cache/kernel/current/root --kver "$kver" \
+        --dist .cache/nuitka/__main__.dist --preinit .cache/preinit/mosnet-init \
+        --busybox /bin/busybox --extra-elf /usr/sbin/nft --report out/image-report.json
+    echo "$want" > "$stamp"
+}
+
 main() {
     if [ $install_deps = 1 ]; then
         install_debs "${BUILD_DEBS[@]}"
@@ -128,12 +148,7 @@ main() {
     build_nuitka
     mkdir -p out
     install -m 0644 .cache/kernel/current/root/boot/vmlinuz-"$kver" out/vmlinuz
-    say "initramfs ($compress)"
-    SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)} \
-    .venv/bin/python -m initramfs build --out out/mosnet-initramfs.img --compress "$compress" \
-        --kernel-root .cache/kernel/current/root --kver "$kver" \
-        --dist .cache/nuitka/__main__.dist --preinit .cache/preinit/mosnet-init \
-        --busybox /bin/busybox --extra-elf /usr/sbin/nft --report out/image-report.json
+    pack_initramfs "$kver"
     say "done: out/mosnet-initramfs.img out/vmlinuz"
 }
 

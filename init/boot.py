@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import NoReturn
 
 from init import bootcfg, modules, mounts, pid1, procs, rootdev, switchroot
-from mosnet import cmdline, daemon, dhcpmode, ipv6, log, resolvconf, static
+from mosnet import cmdline, daemon, dhcpmode, firewall, ipv6, log, resolvconf, static
 from mosnet.config import NetConfig
 from mosnet.dhcp4.client import Client
 from mosnet.dhcp4.lease import Lease
@@ -45,6 +45,7 @@ class BootState:
     devkmsg: str | None = None  # the rate-limit setting to restore
     modules_done: bool = False
     network_done: bool = False
+    firewall_done: bool = False
     client: Client | None = None
     lease: Lease | None = None
     v6: ipv6.Ipv6State | None = None
@@ -104,6 +105,16 @@ def bring_up_dhcp(state: BootState) -> None:
     if not result.plan.ok:
         _log.error("DHCP network not configured: %s", "; ".join(result.plan.errors))
     state.client, state.lease, state.v6 = result.client, result.lease, result.v6
+
+
+def set_up_firewall(state: BootState) -> None:
+    """mosfirewall=/mosnat= once the network is up (snat needs the default route)."""
+    state.firewall_done = True
+    if state.net.firewall is None and state.net.nat is None:
+        _log.info("no mosfirewall= or mosnat=: nftables left alone")
+        return
+    result = firewall.apply(state.net)
+    _log.info("firewall: applied %s", ", ".join(result.applied) or "nothing")
 
 
 def mount_root(state: BootState) -> None:
@@ -169,6 +180,9 @@ def boot_once(state: BootState) -> NoReturn:
     if not state.network_done:
         with log.step(_log, "network", t):
             bring_up_network(state)
+    if not state.firewall_done:
+        with log.step(_log, "firewall", t):
+            set_up_firewall(state)
     if not state.root_mounted:
         with log.step(_log, "root", t):
             mount_root(state)

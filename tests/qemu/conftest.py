@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from qemu.topology import Gateway
-from qemu.vm import OUT, TOP
+from qemu.vm import OUT, TOP, VmSpec
+
+BOOT_TIMEOUT = 240  # TCG: ~10 s kernel, ~10 s Python start-up, then the work
 
 _counter = iter(range(1000))
 
@@ -48,3 +50,13 @@ def gateway(tmp_path: Path) -> Iterator[Gateway]:
         yield gw
     finally:
         gw.stop()
+
+
+def boot_spec(images: dict[str, Path], append: str, rdinit: bool = True, **kw: object) -> VmSpec:
+    """A guest booting the real initramfs with the test root as /dev/vda."""
+    # Without rdinit= the kernel runs /init, which must do the same.
+    prefix = "rdinit=/mosnet-init " if rdinit else ""
+    return VmSpec(
+        kernel=images["kernel"], initrd=images["initrd"], disk=images["root"],
+        append=prefix + append, **kw,  # type: ignore[arg-type]
+    )  # fmt: skip

@@ -7,18 +7,9 @@ import re
 from pathlib import Path
 
 from qemu.topology import Gateway
-from qemu.vm import GUEST_MAC, Vm, VmSpec
-
-BOOT_TIMEOUT = 240  # TCG: ~10 s kernel, ~10 s Python start-up, then the work
-
-
-def _spec(images: dict[str, Path], append: str, rdinit: bool = True, **kw: object) -> VmSpec:
-    # Without rdinit= the kernel runs /init, which must do the same.
-    prefix = "rdinit=/mosnet-init " if rdinit else ""
-    return VmSpec(
-        kernel=images["kernel"], initrd=images["initrd"], disk=images["root"],
-        append=prefix + append, **kw,  # type: ignore[arg-type]
-    )  # fmt: skip
+from qemu.vm import GUEST_MAC, Vm
+from tests.qemu.conftest import BOOT_TIMEOUT
+from tests.qemu.conftest import boot_spec as _spec
 
 
 def _dhcpacks(gw: Gateway) -> list[str]:

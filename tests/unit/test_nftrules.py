@@ -67,8 +67,10 @@ def test_render_is_deterministic_and_atomic() -> None:
     assert a == nftrules.render(cfg.firewall, cfg.nat, uplink="eth0")
     for table in ("inet mosnet-firewall", "ip mosnet-nat"):
         # create-if-missing, delete, redefine: in this order, once each
-        i, j, k = (a.index(s) for s in (f"table {table} {{}}", f"delete table {table}",
-                                        f"table {table} {{\n"))
+        i, j, k = (
+            a.index(s)
+            for s in (f"table {table} {{}}", f"delete table {table}", f"table {table} {{\n")
+        )
         assert i < j < k
     assert "flush ruleset" not in a and "podman" not in a
 

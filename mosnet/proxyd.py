@@ -1,0 +1,276 @@
+"""The ARP/NDP proxy's socket loop, rate limiting and start-up announcements.
+
+One AF_PACKET socket on the NIC; a classic BPF filter keeps everything but
+ARP requests and ICMPv6 Neighbor Solicitations in the kernel. ``proxy.decide``
+picks the reply; token buckets (one per requester MAC, one global) cap what
+we send, and while the global bucket is empty frames are dropped unread, so
+a flood of 10k requests/s costs a recv each and no decoding. The socket's
+receive buffer bounds the rest: the kernel drops what we do not read.
+
+Linux-bridge path only; the OVS/OpenFlow path (packet-in) comes later and
+will reuse ``proxy.decide``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import struct
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mosnet import l2, log, probe
+from mosnet.proxy import ProxyConfig, decide
+
+_log = log.get("proxyd")
+
+ETH_P_ALL = 0x0003
+_DRAIN = 64  # frames per wake-up, then look at should_stop again
+_AUXDATA = struct.Struct("IIIHHHH")  # struct tpacket_auxdata
+
+
+def _ins(code: int, jt: int, jf: int, k: int) -> bytes:
+    return struct.pack("HBBI", code, jt, jf, k)
+
+
+# ARP op 1, or IPv6 + next header ICMPv6 + type 135 (NDP has no extension headers).
+REQUEST_FILTER = b"".join((
+    _ins(0x28, 0, 0, 12),  # 0 ldh [12] ethertype
+    _ins(0x15, 0, 2, l2.ETH_P_ARP),  # 1 ARP? else 4
+    _ins(0x28, 0, 0, 20),  # 2 ldh [20] ARP op
+    _ins(0x15, 5, 6, l2.ARP_REQUEST),  # 3 accept at 9, drop at 10
+    _ins(0x15, 0, 5, l2.ETH_P_IPV6),  # 4 IPv6? else drop
+    _ins(0x30, 0, 0, 20),  # 5 ldb [20] next header
+    _ins(0x15, 0, 3, l2.IPPROTO_ICMPV6),  # 6
+    _ins(0x30, 0, 0, 54),  # 7 ldb [54] ICMPv6 type
+    _ins(0x15, 0, 1, l2.ICMP6_NS),  # 8
+    _ins(0x06, 0, 0, 0x40000),  # 9 accept
+    _ins(0x06, 0, 0, 0),  # 10 drop
+))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Replies per second (rate) and in one go (burst)."""
+
+    per_rate: float = 5.0  # a gateway asks for each address at most every few s
+    per_burst: float = 20.0  # ...but may ask for the host and all guests at once
+    global_rate: float = 100.0
+    global_burst: float = 200.0
+    max_requesters: int = 4096  # bounded memory under a flood of random MACs
+
+
+class TokenBucket:
+    __slots__ = ("burst", "rate", "stamp", "tokens")
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        self.rate, self.burst, self.tokens, self.stamp = rate, burst, burst, now
+
+    def _refill(self, now: float) -> None:
+        elapsed = max(0.0, now - self.stamp)  # a clock going back must not mint tokens
+        self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
+        self.stamp = now
+
+    def ready(self, now: float) -> bool:
+        self._refill(now)
+        return self.tokens >= 1.0
+
+    def take(self, now: float) -> bool:
+        if not self.ready(now):
+            return False
+        self.tokens -= 1.0
+        return True
+
+
+class RateLimiter:
+    """A per-requester bucket (LRU-bounded) in front of a global one."""
+
+    def __init__(self, limits: Limits, clock: Callable[[], float]) -> None:
+        self.limits, self.clock = limits, clock
+        self.overall = TokenBucket(limits.global_rate, limits.global_burst, clock())
+        self.requesters: OrderedDict[bytes, TokenBucket] = OrderedDict()
+
+    def exhausted(self) -> bool:
+        """No reply could go out now: skip decoding altogether."""
+        return not self.overall.ready(self.clock())
+
+    def allow(self, requester: bytes) -> bool:
+        now = self.clock()
+        if not self.overall.ready(now):
+            return False
+        bucket = self.requesters.get(requester)
+        if bucket is None:
+            lim = self.limits
+            bucket = self.requesters[requester] = TokenBucket(lim.per_rate, lim.per_burst, now)
+            if len(self.requesters) > lim.max_requesters:
+                self.requesters.popitem(last=False)
+        else:
+            self.requesters.move_to_end(requester)
+        return bucket.take(now) and self.overall.take(now)
+
+
+@dataclass
+class Counters:
+    received: int = 0
+    answered: int = 0
+    ignored: int = 0  # decide() said no
+    limited: int = 0  # rate limit; includes frames dropped unread
+    errors: int = 0
+
+    def line(self) -> str:
+        return (
+            f"{self.received} received, {self.answered} answered, {self.ignored} ignored, "
+            f"{self.limited} rate-limited, {self.errors} errors"
+        )
+
+
+@dataclass
+class _Loop:
+    ifname: str
+    cfg: ProxyConfig
+    sock: socket.socket
+    limiter: RateLimiter
+    counters: Counters
+
+    def drain(self) -> bool:
+        """Handle queued frames; False after a socket error (caller backs off)."""
+        for _ in range(_DRAIN):
+            try:
+                data, anc, _, addr = self.sock.recvmsg(2048, socket.CMSG_SPACE(_AUXDATA.size))
+            except BlockingIOError:
+                return True
+            except OSError as exc:  # link down, interface gone: keep trying
+                self.counters.errors += 1
+                _log.debug("%s: receive failed: %s", self.ifname, exc)
+                return False
+            if addr[2] != probe.PACKET_OUTGOING:  # our replies and our guests' own DAD
+                self.handle(data, _checksum_ready(anc))
+        return True
+
+    def handle(self, frame: bytes, check_sum: bool) -> None:
+        self.counters.received += 1
+        if self.limiter.exhausted():
+            self.counters.limited += 1
+            return
+        try:
+            reply = decide(frame, self.cfg, check_sum=check_sum)
+        except Exception:  # decide() is fuzzed never to raise; a bug must not stop the proxy
+            self.counters.errors += 1
+            _log.exception("%s: proxy decision failed on %s", self.ifname, frame[:80].hex())
+            return
+        if reply is None:
+            self.counters.ignored += 1
+        elif not self.limiter.allow(frame[6:12]):  # keyed by the requester's MAC
+            self.counters.limited += 1
+        else:
+            self.send(reply)
+
+    def send(self, reply: bytes) -> None:
+        ethertype = int.from_bytes(reply[12:14], "big")
+        try:
+            self.sock.sendto(reply, (self.ifname, ethertype))
+            self.counters.answered += 1
+        except OSError as exc:
+            self.counters.errors += 1
+            _log.debug("%s: reply not sent: %s", self.ifname, exc)
+
+
+def _checksum_ready(anc: list[tuple[int, int, bytes]]) -> bool:
+    for level, kind, value in anc:
+        if level == probe.SOL_PACKET and kind == probe.PACKET_AUXDATA:
+            if len(value) >= _AUXDATA.size:
+                return not _AUXDATA.unpack_from(value)[0] & probe.TP_STATUS_CSUMNOTREADY
+    return True
+
+
+def open_socket(ifname: str, cfg: ProxyConfig) -> socket.socket:
+    """The filtered socket, subscribed to each answered address's solicited-node group."""
+    sock = probe.packet_socket(ifname, ETH_P_ALL, REQUEST_FILTER)
+    try:
+        for addr in sorted(cfg.answered6):
+            probe.join_multicast(sock, ifname, l2.multicast_mac(l2.solicited_node(addr)))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def run(
+    ifname: str,
+    cfg: ProxyConfig,
+    should_stop: Callable[[], bool],
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    limits: Limits = Limits(),
+    poll_interval: float = 0.25,
+    stats_every: float = 60.0,
+) -> Counters:
+    """Answer for ``cfg``'s addresses on ``ifname`` until ``should_stop()``.
+
+    ``should_stop`` is checked at least every ``poll_interval`` s. Raises
+    OSError only if the socket cannot be opened; nothing received makes it
+    raise. Returns the counters, which are also logged every ``stats_every`` s
+    at debug level.
+    """
+    sock = open_socket(ifname, cfg)
+    counters = Counters()
+    loop = _Loop(ifname, cfg, sock, RateLimiter(limits, clock), counters)
+    addrs = ", ".join([*map(str, sorted(cfg.answered4)), *map(str, sorted(cfg.answered6))])
+    _log.info("%s: ARP/NDP proxy for %s at %s", ifname, addrs, l2.mac_str(cfg.nat_mac))
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    next_stats = clock() + stats_every
+    try:
+        while not should_stop():
+            if poller.poll(int(poll_interval * 1000)) and not loop.drain():
+                time.sleep(poll_interval)  # an erroring socket polls ready: do not spin
+            if clock() >= next_stats:
+                next_stats = clock() + stats_every
+                _log.debug("%s: proxy: %s", ifname, counters.line())
+    finally:
+        with contextlib.suppress(OSError):
+            sock.close()
+    _log.info("%s: ARP/NDP proxy stopped: %s", ifname, counters.line())
+    return counters
+
+
+def announcement_frames(cfg: ProxyConfig) -> list[tuple[int, bytes]]:
+    """(ethertype, frame): gratuitous ARP request + reply, unsolicited NA (O=1)."""
+    mac = cfg.nat_mac
+    frames = [
+        (l2.ETH_P_ARP, arp.frame())
+        for addr in sorted(cfg.answered4)
+        for arp in l2.gratuitous_arps(mac, addr)
+    ]
+    frames += [(l2.ETH_P_IPV6, l2.unsolicited_na_frame(mac, a)) for a in sorted(cfg.answered6)]
+    return frames
+
+
+def announce_all(ifname: str, cfg: ProxyConfig, *, count: int = 2, interval: float = 0.2) -> int:
+    """Announce every configured address (never a gateway); returns frames sent.
+
+    Best effort, never raises: a failed announcement only delays the moment
+    neighbours learn the NAT MAC until they ask, which the proxy answers.
+    """
+    frames, sent = announcement_frames(cfg), 0
+    sock: socket.socket | None = None
+    try:
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)  # send-only: no queue
+        for round_ in range(count):
+            if round_ and interval > 0:
+                time.sleep(interval)
+            for ethertype, frame in frames:
+                sock.sendto(frame, (ifname, ethertype))
+                sent += 1
+    except OSError as exc:
+        _log.warning("%s: announcement failed after %d frames: %s", ifname, sent, exc)
+    finally:
+        if sock is not None:
+            probe.close_later([sock])
+    naddrs = len(cfg.answered4) + len(cfg.answered6)
+    _log.info("%s: announced %d addresses at %s (%d frames)", ifname, naddrs,
+              l2.mac_str(cfg.nat_mac), sent)  # fmt: skip
+    return sent
