@@ -120,6 +120,8 @@ def _egress(nic: str) -> list[str]:
         f"    ip saddr != 0.0.0.0 update @{MAP4} {{ ip saddr : ether saddr }}",
         f"    ip6 saddr != :: update @{MAP6} {{ ip6 saddr : ether saddr }}",
         f"    update @{MACS} {{ ether saddr }}",
+        # the ARP rewrite cannot see through a VLAN tag: tagged frames do not leave
+        '    ether type { 8021q, 8021ad } counter drop comment "tagged guest frame"',
         # link-layer options behind the ICMPv6 checksum: not rewritable, see above
         f'    icmpv6 type {{ {nd} }} counter drop comment "guest NDP"',
         f"    arp daddr ether @{MACS} arp daddr ether set {nic}",

@@ -228,7 +228,8 @@ def test_macnat_ipv4_passes_the_filter_without_leaking(lab: Lab) -> None:
     macs = {n["dst"]: n.get("lladdr") for n in json.loads(neigh)}
     assert macs[f"{lab.net4}.50"] == UPMAC and macs[f"{lab.net4}.2"] == UPMAC
     got = json.loads(lab.macnat("import json; print(json.dumps(macnat.bindings()))"))
-    assert got == {f"{lab.net4}.50": CTMAC}
+    # the host port is never learned; the guest's IPv6 (RS, MLD) may be
+    assert got[f"{lab.net4}.50"] == CTMAC and set(got.values()) == {CTMAC}
 
 
 def test_macnat_ipv6_drops_guest_ndp_and_rewrites_data(lab: Lab) -> None:

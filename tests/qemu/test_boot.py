@@ -54,7 +54,7 @@ def test_dhcp_boot_switches_root_and_daemon_renews(
 
 
 def _expect_fallback(vm: Vm, timeout: float) -> str:
-    vm.wait_for(r"reboot: System halted|emergency shell", timeout)
+    vm.wait_for(r"reboot: System halted|starting the emergency shell", timeout)
     return vm.text()
 
 
