@@ -10,9 +10,9 @@ atomic for readers of /etc/resolv.conf.
 from __future__ import annotations
 
 import ipaddress
-import os
 from collections.abc import Iterable
 
+from mosnet import atomicfile
 from mosnet.dhcp4.lease import valid_name
 from mosnet.errors import MosnetError
 
@@ -24,8 +24,7 @@ class ResolvConfError(MosnetError):
     """An entry that must not go into resolv.conf."""
 
 
-def render(nameservers: Iterable[object], search: Iterable[str],
-           source_comment: str) -> str:
+def render(nameservers: Iterable[object], search: Iterable[str], source_comment: str) -> str:
     """Validated resolv.conf text; extra entries beyond the glibc limits are cut."""
     servers: list[str] = []
     for ns in nameservers:
@@ -51,23 +50,8 @@ def render(nameservers: Iterable[object], search: Iterable[str],
 
 
 def write_atomic(path: str, text: str) -> None:
-    """tmp + fsync + rename in the target's directory, mode 0644 (replaces a symlink)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW,
-                 0o644)
-    try:
-        os.fchmod(fd, 0o644)  # umask must not make it unreadable for non-root resolvers
-        os.write(fd, text.encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)  # rename(2) replaces the link, it does not follow it
-    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    """Mode 0644, atomically; a symlink at ``path`` is replaced, not followed."""
+    atomicfile.write_bytes(path, text.encode("utf-8"))
 
 
 def merge_nameservers(

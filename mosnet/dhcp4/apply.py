@@ -7,17 +7,15 @@ or a renewed one, changes nothing but the address lifetimes.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
-from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from mosnet import log
+from mosnet import atomicfile, iproute, log
 from mosnet.dhcp4.lease import Lease
 
 RTNH_F_ONLINK = 4
@@ -53,7 +51,7 @@ def planned_routes(lease: Lease) -> list[tuple[IPv4Network, IPv4Address | None, 
 
 def apply(lease: Lease, ifname: str, now: float, *, ipr: Any = None) -> None:
     """Address (lifetime = remaining lease), MTU and routes on ``ifname``."""
-    with _ipr(ipr) as ip:
+    with iproute.session(ipr) as ip:
         idx = ip.link_lookup(ifname=ifname)[0]
         left = max(1, int(lease.remaining(now)))
         extra: dict[str, Any] = {}
@@ -61,8 +59,15 @@ def apply(lease: Lease, ifname: str, now: float, *, ipr: Any = None) -> None:
             # a /32 (or RFC 3021 /31) has no broadcast address: setting one makes the
             # kernel add a "broadcast <our address>" route to the local table
             extra["broadcast"] = str(lease.network.broadcast_address)
-        ip.addr("replace", index=idx, address=str(lease.address), prefixlen=lease.prefixlen,
-                valid_lft=left, preferred_lft=left, **extra)
+        ip.addr(
+            "replace",
+            index=idx,
+            address=str(lease.address),
+            prefixlen=lease.prefixlen,
+            valid_lft=left,
+            preferred_lft=left,
+            **extra,
+        )
         if lease.mtu is not None:
             ip.link("set", index=idx, mtu=lease.mtu)
         for dst, gw, onlink in planned_routes(lease):
@@ -71,7 +76,7 @@ def apply(lease: Lease, ifname: str, now: float, *, ipr: Any = None) -> None:
 
 def remove(lease: Lease, ifname: str, *, ipr: Any = None) -> None:
     """Undo ``apply`` (lease expired or NAKed); missing pieces are fine."""
-    with _ipr(ipr) as ip:
+    with iproute.session(ipr) as ip:
         idx = ip.link_lookup(ifname=ifname)[0]
         for dst, gw, onlink in reversed(planned_routes(lease)):
             with contextlib.suppress(NetlinkError):
@@ -80,10 +85,13 @@ def remove(lease: Lease, ifname: str, *, ipr: Any = None) -> None:
             ip.addr("del", index=idx, address=str(lease.address), prefixlen=lease.prefixlen)
 
 
-def _route_args(idx: int, dst: IPv4Network, gw: IPv4Address | None,
-                onlink: bool) -> dict[str, Any]:
-    args: dict[str, Any] = {"dst": str(dst.network_address), "dst_len": dst.prefixlen,
-                            "oif": idx, "proto": RTPROT_DHCP}
+def _route_args(idx: int, dst: IPv4Network, gw: IPv4Address | None, onlink: bool) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        "dst": str(dst.network_address),
+        "dst_len": dst.prefixlen,
+        "oif": idx,
+        "proto": RTPROT_DHCP,
+    }
     if gw is None:
         args["scope"] = RT_SCOPE_LINK
     else:
@@ -93,33 +101,19 @@ def _route_args(idx: int, dst: IPv4Network, gw: IPv4Address | None,
     return args
 
 
-@contextlib.contextmanager
-def _ipr(ipr: Any) -> Any:
-    if ipr is not None:
-        yield ipr
-        return
-    with IPRoute() as own:
-        yield own
-
-
 def write_lease(lease: Lease, ifname: str, directory: str) -> str:
-    """Write ``lease-<ifname>.json`` atomically (tmp + fsync + rename)."""
-    os.makedirs(directory, mode=0o755, exist_ok=True)
+    """Write ``lease-<ifname>.json`` atomically for the real system to read."""
     path = os.path.join(directory, f"lease-{ifname}.json")
-    data = json.dumps({"ifname": ifname, **lease.to_json()}, indent=1).encode()
-    tmp = f"{path}.tmp.{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    atomicfile.write_json(path, {"ifname": ifname, **lease.to_json()})
     return path
 
 
-def maybe_set_hostname(name: str | None, *, get: Callable[[], str] = socket.gethostname,
-                       set_: Callable[[str], None] = socket.sethostname) -> bool:
+def maybe_set_hostname(
+    name: str | None,
+    *,
+    get: Callable[[], str] = socket.gethostname,
+    set_: Callable[[str], None] = socket.sethostname,
+) -> bool:
     """Use the DHCP hostname only if nobody has set one (empty, ``(none)``, localhost)."""
     if not name:
         return False

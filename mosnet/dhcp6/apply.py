@@ -8,13 +8,12 @@ change nothing but the lifetimes.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from typing import Any
 
-from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from mosnet import atomicfile, iproute
 from mosnet.dhcp6.fsm import Lease6
 
 FOREVER = 0xFFFFFFFF  # kernel "forever" lifetime
@@ -27,7 +26,7 @@ def _lft(seconds: float) -> int:
 def apply(lease: Lease6, ifname: str, now: float, *, ipr: Any = None) -> None:
     """Address with the remaining valid/preferred lifetimes on ``ifname``."""
     valid, preferred = lease.remaining(now)
-    with _ipr(ipr) as ip:
+    with iproute.session(ipr) as ip:
         idx = ip.link_lookup(ifname=ifname)[0]
         ip.addr(
             "replace",
@@ -41,34 +40,16 @@ def apply(lease: Lease6, ifname: str, now: float, *, ipr: Any = None) -> None:
 
 def remove(lease: Lease6, ifname: str, *, ipr: Any = None) -> None:
     """Undo ``apply`` (valid lifetime over); a missing address is fine."""
-    with _ipr(ipr) as ip:
+    with iproute.session(ipr) as ip:
         idx = ip.link_lookup(ifname=ifname)[0]
         with contextlib.suppress(NetlinkError):
             ip.addr("del", index=idx, address=str(lease.address), prefixlen=128)
 
 
-@contextlib.contextmanager
-def _ipr(ipr: Any) -> Any:
-    if ipr is not None:
-        yield ipr
-        return
-    with IPRoute() as own:
-        yield own
-
-
 def write_lease(lease: Lease6, ifname: str, directory: str) -> str:
-    """Write ``lease6-<ifname>.json`` atomically (tmp + fsync + rename)."""
-    os.makedirs(directory, mode=0o755, exist_ok=True)
+    """Write ``lease6-<ifname>.json`` atomically for the real system to read."""
     path = os.path.join(directory, f"lease6-{ifname}.json")
-    data = json.dumps({"ifname": ifname, **lease.to_json()}, indent=1).encode()
-    tmp = f"{path}.tmp.{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    atomicfile.write_json(path, {"ifname": ifname, **lease.to_json()})
     return path
 
 
