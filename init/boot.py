@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address
 from typing import NoReturn
 
 from init import bootcfg, modules, mounts, pid1, procs, rootdev, switchroot
@@ -19,6 +21,7 @@ from mosnet import cmdline, daemon, dhcpmode, firewall, ipv6, log, resolvconf, s
 from mosnet.config import NetConfig
 from mosnet.dhcp4.client import Client
 from mosnet.dhcp4.lease import Lease
+from mosnet.proxy import ProxyConfig
 
 NEW_ROOT = "/sysroot"
 RUN_DIR = "/run/mosnet"
@@ -31,6 +34,8 @@ ENV = {
 }
 
 DEVKMSG = "/proc/sys/kernel/printk_devkmsg"
+
+IPAddress = IPv4Address | IPv6Address
 
 _log = log.get("init")
 
@@ -49,6 +54,7 @@ class BootState:
     client: Client | None = None
     lease: Lease | None = None
     v6: ipv6.Ipv6State | None = None
+    proxy: daemon.ProxySpec | None = None
     root_mounted: bool = False
     daemon: daemon.DaemonHandle | None = None
 
@@ -95,6 +101,9 @@ def bring_up_network(state: BootState) -> None:
         result = static.bring_up(state.net, resolv_conf=os.path.join(RUN_DIR, "resolv.conf"))
         if not result.plan.ok:
             _log.error("static network not configured: %s", "; ".join(result.plan.errors))
+        addrs = [ip.address for ip in (state.net.ip4, state.net.ip6) if ip is not None]
+        gws = [ip.gateway for ip in (state.net.ip4, state.net.ip6) if ip and ip.gateway]
+        state.proxy = _proxy_spec(result.plan.nic, result.uplink_mac, addrs, gws)
         return
     bring_up_dhcp(state)
 
@@ -105,6 +114,23 @@ def bring_up_dhcp(state: BootState) -> None:
     if not result.plan.ok:
         _log.error("DHCP network not configured: %s", "; ".join(result.plan.errors))
     state.client, state.lease, state.v6 = result.client, result.lease, result.v6
+    if result.lease is not None:
+        lease = result.lease
+        state.proxy = _proxy_spec(
+            result.plan.nic, result.uplink_mac, [lease.address], lease.routers
+        )
+
+
+def _proxy_spec(
+    nic: str | None, mac: str | None, addrs: Sequence[IPAddress], gateways: Sequence[IPAddress]
+) -> daemon.ProxySpec | None:
+    """ARP/NDP answers with the NIC MAC for our addresses, never for a gateway."""
+    if nic is None or mac is None:
+        return None
+    v4 = frozenset(a for a in addrs if isinstance(a, IPv4Address))
+    v6 = frozenset(a for a in addrs if isinstance(a, IPv6Address))
+    cfg = ProxyConfig(bytes.fromhex(mac.replace(":", "")), v4, v6, frozenset(gateways))
+    return daemon.ProxySpec(nic, cfg)
 
 
 def set_up_firewall(state: BootState) -> None:
@@ -147,17 +173,17 @@ def _copy_resolv_conf() -> None:
 
 
 def start_daemon(state: BootState) -> None:
-    if state.daemon is not None or state.client is None:
+    if state.daemon is not None or (state.client is None and state.proxy is None):
         return
-    state.daemon = daemon.spawn(state.client, NEW_ROOT if state.root_mounted else None, state.v6)
+    new_root = NEW_ROOT if state.root_mounted else None
+    state.daemon = daemon.spawn(state.client, new_root, state.v6, state.proxy)
     procs.reap_orphans()
 
 
 def do_switch_root(state: BootState) -> NoReturn:
     cfg = state.cfg
     plan = switchroot.preflight(NEW_ROOT, cfg.init)
-    if state.daemon is None and state.client is not None:
-        start_daemon(state)
+    start_daemon(state)
     handle = state.daemon
     argv = [plan.init, *cfg.init_args]
     _log.info(

@@ -14,18 +14,38 @@ import contextlib
 import os
 import signal
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from mosnet import ipv6, log, proctitle, resolvconf
+from mosnet import ipv6, log, proctitle, proxyd, resolvconf
 from mosnet.dhcp4 import apply
 from mosnet.dhcp4.client import Client
 from mosnet.dhcp4.lease import Lease
+from mosnet.proxy import ProxyConfig
 
 TITLE = "@mosnet-daemon"
 RUN_DIR = "/run/mosnet"
 SWITCHED = b"S"
 
 _log = log.get("daemon")
+
+
+@dataclass(frozen=True)
+class ProxySpec:
+    ifname: str  # the uplink NIC: requests from the provider arrive there
+    config: ProxyConfig
+
+
+def run_proxy(spec: ProxySpec, should_stop: Callable[[], bool]) -> None:
+    """Thread: announce, then answer ARP/NDP; restarted if it ever fails."""
+    proxyd.announce_all(spec.ifname, spec.config)
+    while not should_stop():
+        try:
+            proxyd.run(spec.ifname, spec.config, should_stop)
+        except Exception as exc:  # a crash must not end the proxy for good
+            _log.error("proxy on %s failed (%s); restarting in 1 s", spec.ifname, exc)
+            time.sleep(1.0)
 
 
 @dataclass(frozen=True)
@@ -116,7 +136,11 @@ def _follow_switch(notify_fd: int, root_fd: int | None) -> None:
 
 
 def _daemon_main(
-    client: Client, notify_fd: int, root_fd: int | None, v6: ipv6.Ipv6State | None
+    client: Client | None,
+    notify_fd: int,
+    root_fd: int | None,
+    v6: ipv6.Ipv6State | None,
+    proxy: ProxySpec | None,
 ) -> None:
     proctitle.set_title(TITLE)
     os.setsid()
@@ -128,13 +152,23 @@ def _daemon_main(
     threading.Thread(target=_follow_switch, args=(notify_fd, root_fd), daemon=True).start()
     if v6 is not None and v6.client is not None:
         threading.Thread(target=ipv6.run_forever, args=(v6, stop.is_set), daemon=True).start()
-    keeper = LeaseKeeper(client, v6=v6)
-    _log.info("daemon started (pid %d), keeping the lease on %s", os.getpid(), client.ifname)
-    client.run_forever(keeper.on_bind, keeper.on_expire, stop.is_set, on_renew=keeper.on_renew)
-    _log.info("daemon stopping on SIGTERM; the address stays until its lifetime ends")
+    if proxy is not None:
+        threading.Thread(target=run_proxy, args=(proxy, stop.is_set), daemon=True).start()
+    _log.info("daemon started (pid %d)", os.getpid())
+    if client is not None:
+        keeper = LeaseKeeper(client, v6=v6)
+        client.run_forever(keeper.on_bind, keeper.on_expire, stop.is_set, on_renew=keeper.on_renew)
+    while not stop.wait(1.0):
+        pass
+    _log.info("daemon stopping on SIGTERM; addresses stay until their lifetimes end")
 
 
-def spawn(client: Client, new_root: str | None, v6: ipv6.Ipv6State | None = None) -> DaemonHandle:
+def spawn(
+    client: Client | None,
+    new_root: str | None,
+    v6: ipv6.Ipv6State | None = None,
+    proxy: ProxySpec | None = None,
+) -> DaemonHandle:
     """Fork the daemon; the parent gets a handle, the child never returns."""
     root_fd = os.open(new_root, os.O_PATH | os.O_DIRECTORY) if new_root else None
     read_fd, write_fd = os.pipe()
@@ -143,7 +177,7 @@ def spawn(client: Client, new_root: str | None, v6: ipv6.Ipv6State | None = None
         code = 0
         try:
             os.close(write_fd)
-            _daemon_main(client, read_fd, root_fd, v6)
+            _daemon_main(client, read_fd, root_fd, v6, proxy)
         except BaseException:
             _log.exception("daemon crashed")
             code = 1
@@ -152,7 +186,8 @@ def spawn(client: Client, new_root: str | None, v6: ipv6.Ipv6State | None = None
     os.close(read_fd)
     if root_fd is not None:
         os.close(root_fd)
-    client.close()  # the daemon owns the sockets now
+    if client is not None:
+        client.close()  # the daemon owns the sockets now
     if v6 is not None:
         ipv6.stop(v6)
     _log.info("forked daemon pid %d", pid)

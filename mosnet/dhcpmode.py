@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from pyroute2 import IPRoute
 
-from mosnet import announce, daemon, discover, ipv6, log, netapply, probe
+from mosnet import announce, daemon, discover, ipv6, log, netapply, probe, static
 from mosnet.config import NetConfig
 from mosnet.dhcp4 import apply
 from mosnet.dhcp4 import probe as dhcp_probe
@@ -36,6 +36,7 @@ class DhcpResult:
     client: Client | None
     lease: Lease | None
     v6: ipv6.Ipv6State | None = None
+    uplink_mac: str | None = None
 
 
 def _candidates(cfg: NetConfig, include: tuple[str, ...]) -> tuple[discover.Nic, ...]:
@@ -96,6 +97,7 @@ def bring_up(cfg: NetConfig, run_dir: str, include: tuple[str, ...] = ()) -> Dhc
         _log.info("plan: %s", line)
     if not the_plan.ok:
         return DhcpResult(the_plan, None, None, None, None)
+    mac = static.enable_macnat(the_plan, nics)  # before the bridge comes up, as in static
     applied = netapply.apply(the_plan)
     port = DHCP_PORT if applied.ok else the_plan.nic
     if port is None:
@@ -103,7 +105,7 @@ def bring_up(cfg: NetConfig, run_dir: str, include: tuple[str, ...] = ()) -> Dhc
     os.makedirs(run_dir, exist_ok=True)
     client, lease = lease_on(port, run_dir)
     v6 = start_ipv6(cfg, port, run_dir, lease)
-    return DhcpResult(the_plan, applied, port, client, lease, v6)
+    return DhcpResult(the_plan, applied, port, client, lease, v6, mac)
 
 
 def start_ipv6(cfg: NetConfig, port: str, run_dir: str, lease: Lease | None) -> ipv6.Ipv6State:

@@ -13,15 +13,17 @@ for applet in $("$stage/bin/busybox" --list); do
     [ -e "$stage/bin/$applet" ] || ln -s busybox "$stage/bin/$applet"
 done
 install -m 0755 "$top/qemu/root/init" "$stage/sbin/init"
-# nft with its libraries, found by the project's own ELF resolver, so tests
-# can list the firewall tables from the real root.
-if [ -x /usr/sbin/nft ]; then
+# nft and iproute2's ip (as ip.iproute2: busybox owns "ip") with their
+# libraries, found by the project's own ELF resolver, so tests can list the
+# firewall tables and build a container namespace in the real root.
+if [ -x /usr/sbin/nft ] && [ -x /sbin/ip ]; then
     "$top/.venv/bin/python" - "$stage" <<'PY'
 import os, shutil, sys
 from pathlib import Path
 from initramfs import elf
 stage = Path(sys.argv[1])
-closure = elf.resolve([Path("/usr/sbin/nft")])
+ip = Path(os.path.realpath("/sbin/ip"))
+closure = elf.resolve([Path("/usr/sbin/nft"), ip])
 for f in closure.files:
     dst = stage / str(f.image_path).lstrip("/")
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -31,6 +33,7 @@ for link in closure.links:
     dst.parent.mkdir(parents=True, exist_ok=True)
     if not dst.exists():
         os.symlink(link.target, dst)
+shutil.move(stage / str(ip).lstrip("/"), stage / "usr/sbin/ip.iproute2")
 PY
 fi
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$stage/etc/passwd"
