@@ -109,8 +109,15 @@ def run(
     timeout and ``OSError`` if it cannot be started.
     """
     pipe = subprocess.PIPE if capture else None
-    proc = spawn(argv, stdin=subprocess.DEVNULL, stdout=pipe, stderr=pipe,
-                 env=None if env is None else dict(env), cwd=cwd, process_group=0)
+    proc = spawn(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=pipe,
+        stderr=pipe,
+        env=None if env is None else dict(env),
+        cwd=cwd,
+        process_group=0,
+    )
     try:
         try:
             out, err = proc.communicate(timeout=timeout)
@@ -134,7 +141,7 @@ def _stat_of(pid: str) -> tuple[int, str] | None:
             data = f.read()
     except OSError:
         return None
-    fields = data[data.rfind(b")") + 2:].split()
+    fields = data[data.rfind(b")") + 2 :].split()
     if len(fields) < 2:
         return None
     return int(fields[1]), fields[0].decode("ascii", "replace")

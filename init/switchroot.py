@@ -39,8 +39,13 @@ _MS_REC = 16384
 _MS_PRIVATE = 1 << 18
 _MNT_DETACH = 2
 _libc = ctypes.CDLL(None, use_errno=True)
-_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
-                        ctypes.c_ulong, ctypes.c_void_p]
+_libc.mount.argtypes = [
+    ctypes.c_char_p,
+    ctypes.c_char_p,
+    ctypes.c_char_p,
+    ctypes.c_ulong,
+    ctypes.c_void_p,
+]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.statfs.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
 
@@ -109,7 +114,7 @@ def _unescape(field: str) -> str:
     """mountinfo escapes space, tab, newline and backslash as \\ooo."""
     out, i = [], 0
     while i < len(field):
-        code = field[i + 1:i + 4]
+        code = field[i + 1 : i + 4]
         if field[i] == "\\" and len(code) == 3 and code.isdigit():
             out.append(chr(int(code, 8)))
             i += 4
@@ -298,8 +303,9 @@ def _wipe_entry(w: _Wipe, dir_fd: int, name: str, path: str) -> None:
             w.error(path, e)
         return
     try:
-        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     dir_fd=dir_fd)
+        fd = os.open(
+            name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd
+        )
     except OSError as e:
         w.error(path, e)
         return
@@ -348,8 +354,12 @@ def _apply_move(move: MountMove) -> None:
             _mount(move.source, move.target, _MS_MOVE)
             return
         except OSError as e:
-            _log.warning("switch_root: cannot move %s to %s (%s); detaching it",
-                         move.source, move.target, e.strerror or e)
+            _log.warning(
+                "switch_root: cannot move %s to %s (%s); detaching it",
+                move.source,
+                move.target,
+                e.strerror or e,
+            )
     else:
         _log.info("switch_root: %s has no directory in the new root; detaching it", move.target)
     try:
@@ -402,9 +412,13 @@ def execute(
         report = wipe_tree(root_fd, plan.root_dev)
     finally:
         os.close(root_fd)
-    _log.info("switch_root: removed %d files, %d dirs; kept mounts %s; %d errors",
-              report.files, report.dirs, ", ".join(report.skipped_mounts) or "-",
-              len(report.errors))
+    _log.info(
+        "switch_root: removed %d files, %d dirs; kept mounts %s; %d errors",
+        report.files,
+        report.dirs,
+        ", ".join(report.skipped_mounts) or "-",
+        len(report.errors),
+    )
     _enter_new_root(plan.new_root)
     if before_exec is not None:
         try:
@@ -428,10 +442,16 @@ def _exec(plan: Plan, argv: Sequence[str], env: Mapping[str, str]) -> NoReturn:
         raise SwitchRootFailed(f"exec {plan.init} failed after the wipe: {e}") from e
 
 
-def switch_root(new_root: str, init_path: str | None, argv: Sequence[str],
-                env: Mapping[str, str], *, keep_fds: Sequence[int] = (),
-                before_exec: Callable[[], None] | None = None,
-                require_pid1: bool = True) -> NoReturn:
+def switch_root(
+    new_root: str,
+    init_path: str | None,
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    keep_fds: Sequence[int] = (),
+    before_exec: Callable[[], None] | None = None,
+    require_pid1: bool = True,
+) -> NoReturn:
     """Switch into ``new_root`` and exec its init; returns only by raising.
 
     ``SwitchRootRefused``: nothing was touched. ``SwitchRootFailed``: the

@@ -9,6 +9,7 @@ cd "$top"
 qemu/mkroot.sh out/testroot.img >/dev/null
 echo "== lint"
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 .venv/bin/mypy
 echo "== tests"
 exec .venv/bin/pytest tests/unit tests/netns tests/qemu "$@"

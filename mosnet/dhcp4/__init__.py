@@ -14,5 +14,13 @@ from mosnet.dhcp4.codec import DecodeError
 from mosnet.dhcp4.fsm import Config, Machine, State
 from mosnet.dhcp4.lease import Lease, LeaseError
 
-__all__ = ["Client", "ClientConfig", "Config", "DecodeError", "Lease", "LeaseError",
-           "Machine", "State"]
+__all__ = [
+    "Client",
+    "ClientConfig",
+    "Config",
+    "DecodeError",
+    "Lease",
+    "LeaseError",
+    "Machine",
+    "State",
+]

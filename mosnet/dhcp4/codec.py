@@ -14,8 +14,16 @@ from mosnet.errors import MosnetError
 
 BOOTREQUEST, BOOTREPLY = 1, 2
 DISCOVER, OFFER, REQUEST, DECLINE, ACK, NAK, RELEASE, INFORM = range(1, 9)
-MSG_NAMES = {1: "DISCOVER", 2: "OFFER", 3: "REQUEST", 4: "DECLINE",
-             5: "ACK", 6: "NAK", 7: "RELEASE", 8: "INFORM"}
+MSG_NAMES = {
+    1: "DISCOVER",
+    2: "OFFER",
+    3: "REQUEST",
+    4: "DECLINE",
+    5: "ACK",
+    6: "NAK",
+    7: "RELEASE",
+    8: "INFORM",
+}
 COOKIE = b"\x63\x82\x53\x63"
 ZERO = IPv4Address(0)
 SERVER_PORT, CLIENT_PORT = 67, 68
@@ -80,7 +88,7 @@ class Message:
 
     def addrs(self, code: int) -> tuple[IPv4Address, ...]:
         raw = self.opt(code) or b""
-        return tuple(IPv4Address(raw[i:i + 4]) for i in range(0, len(raw) - 3, 4))
+        return tuple(IPv4Address(raw[i : i + 4]) for i in range(0, len(raw) - 3, 4))
 
     def text(self, code: int) -> str | None:
         raw = self.opt(code)
@@ -98,20 +106,22 @@ class Message:
 
 # ---------------------------------------------------------------- decoding
 
+
 def decode(data: bytes) -> Message:
     """Parse and validate one DHCP message (the UDP payload)."""
     if len(data) < _HDR.size + 4:
         raise DecodeError(f"truncated: {len(data)} bytes")
-    (op, htype, hlen, hops, xid, secs, flags, ci, yi, si, gi, chaddr, sname,
-     bootfile) = _HDR.unpack_from(data)
+    (op, htype, hlen, hops, xid, secs, flags, ci, yi, si, gi, chaddr, sname, bootfile) = (
+        _HDR.unpack_from(data)
+    )
     if op not in (BOOTREQUEST, BOOTREPLY):
         raise DecodeError(f"bad op {op}")
     if htype != 1 or hlen != 6:
         raise DecodeError(f"not ethernet: htype {htype} hlen {hlen}")
-    if data[_HDR.size:_HDR.size + 4] != COOKIE:
+    if data[_HDR.size : _HDR.size + 4] != COOKIE:
         raise DecodeError("bad magic cookie")
     chunks: dict[int, list[bytes]] = {}
-    _parse_options(data[_HDR.size + 4:], chunks, require_end=True)
+    _parse_options(data[_HDR.size + 4 :], chunks, require_end=True)
     overload = chunks.get(OPT_OVERLOAD)
     if overload is not None:
         ov = b"".join(overload)
@@ -125,9 +135,19 @@ def decode(data: bytes) -> Message:
     options = tuple((code, b"".join(parts)) for code, parts in chunks.items())
     for code, value in options:
         _check_option(code, value)
-    return Message(op=op, xid=xid, chaddr=chaddr[:6], options=options,
-                   ciaddr=IPv4Address(ci), yiaddr=IPv4Address(yi), siaddr=IPv4Address(si),
-                   giaddr=IPv4Address(gi), secs=secs, flags=flags, hops=hops)
+    return Message(
+        op=op,
+        xid=xid,
+        chaddr=chaddr[:6],
+        options=options,
+        ciaddr=IPv4Address(ci),
+        yiaddr=IPv4Address(yi),
+        siaddr=IPv4Address(si),
+        giaddr=IPv4Address(gi),
+        secs=secs,
+        flags=flags,
+        hops=hops,
+    )
 
 
 def _parse_options(buf: bytes, out: dict[int, list[bytes]], *, require_end: bool) -> None:
@@ -144,7 +164,7 @@ def _parse_options(buf: bytes, out: dict[int, list[bytes]], *, require_end: bool
         length = buf[i + 1]
         if i + 2 + length > len(buf):
             raise DecodeError(f"option {code}: length {length} overruns packet")
-        out.setdefault(code, []).append(buf[i + 2:i + 2 + length])
+        out.setdefault(code, []).append(buf[i + 2 : i + 2 + length])
         i += 2 + length
     if require_end:
         raise DecodeError("options not terminated by END")
@@ -173,8 +193,8 @@ def parse_classless_routes(raw: bytes) -> tuple[Route, ...]:
         octets = (width + 7) // 8
         if i + 1 + octets + 4 > len(raw):
             raise DecodeError("option 121: truncated route")
-        prefix = raw[i + 1:i + 1 + octets] + bytes(4 - octets)
-        router = raw[i + 1 + octets:i + 5 + octets]
+        prefix = raw[i + 1 : i + 1 + octets] + bytes(4 - octets)
+        router = raw[i + 1 + octets : i + 5 + octets]
         try:
             net = IPv4Network((IPv4Address(prefix), width), strict=True)
         except ValueError as exc:  # host bits set beyond the width
@@ -224,21 +244,35 @@ def _read_name(raw: bytes, pos: int) -> tuple[str, int]:
         total += length + 1
         if total > 255:
             raise DecodeError("option 119: name too long")
-        labels.append(raw[pos + 1:pos + 1 + length].decode("latin-1"))
+        labels.append(raw[pos + 1 : pos + 1 + length].decode("latin-1"))
         pos += 1 + length
 
 
 # ---------------------------------------------------------------- encoding
 
+
 def encode(msg: Message) -> bytes:
-    head = _HDR.pack(msg.op, 1, 6, msg.hops, msg.xid, msg.secs, msg.flags,
-                     msg.ciaddr.packed, msg.yiaddr.packed, msg.siaddr.packed,
-                     msg.giaddr.packed, msg.chaddr.ljust(16, b"\0"), b"", b"")
+    head = _HDR.pack(
+        msg.op,
+        1,
+        6,
+        msg.hops,
+        msg.xid,
+        msg.secs,
+        msg.flags,
+        msg.ciaddr.packed,
+        msg.yiaddr.packed,
+        msg.siaddr.packed,
+        msg.giaddr.packed,
+        msg.chaddr.ljust(16, b"\0"),
+        b"",
+        b"",
+    )
     body = bytearray(head + COOKIE)
     for code, value in msg.options:
         # RFC 3396: long values are split into consecutive instances
         for start in range(0, max(len(value), 1), 255):
-            chunk = value[start:start + 255]
+            chunk = value[start : start + 255]
             body += bytes((code, len(chunk))) + chunk
     body.append(OPT_END)
     return bytes(body.ljust(_MIN_BOOTP, b"\0"))
@@ -257,9 +291,16 @@ def discover(mac: bytes, xid: int, *, secs: int = 0, hostname: str | None = None
     return Message(BOOTREQUEST, xid, mac, tuple(_common(DISCOVER, mac, hostname)), secs=secs)
 
 
-def request(mac: bytes, xid: int, *, form: str, addr: IPv4Address,
-            server_id: IPv4Address | None = None, secs: int = 0,
-            hostname: str | None = None) -> Message:
+def request(
+    mac: bytes,
+    xid: int,
+    *,
+    form: str,
+    addr: IPv4Address,
+    server_id: IPv4Address | None = None,
+    secs: int = 0,
+    hostname: str | None = None,
+) -> Message:
     """REQUEST per RFC 2131 table 5.
 
     ``selecting``: option 50 + 54, ciaddr 0; ``init-reboot``: option 50 only;
@@ -293,6 +334,7 @@ def release(mac: bytes, xid: int, addr: IPv4Address, server_id: IPv4Address) -> 
 
 # ---------------------------------------------------------------- IPv4 + UDP
 
+
 def _csum(data: bytes) -> int:
     if len(data) % 2:
         data += b"\0"
@@ -302,22 +344,23 @@ def _csum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def ip_udp_frame(src: IPv4Address, dst: IPv4Address, sport: int, dport: int,
-                 payload: bytes) -> bytes:
+def ip_udp_frame(
+    src: IPv4Address, dst: IPv4Address, sport: int, dport: int, payload: bytes
+) -> bytes:
     """An IPv4 packet (no options, TTL 64) carrying one UDP datagram."""
     ulen = 8 + len(payload)
     pseudo = src.packed + dst.packed + struct.pack("!BBH", 0, 17, ulen)
     udp = struct.pack("!HHHH", sport, dport, ulen, 0) + payload
     ucsum = _csum(pseudo + udp) or 0xFFFF  # 0 means "no checksum" on the wire
     udp = udp[:6] + struct.pack("!H", ucsum) + udp[8:]
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + ulen, 0, 0, 64, 17, 0,
-                     src.packed, dst.packed)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + ulen, 0, 0, 64, 17, 0, src.packed, dst.packed)
     ip = ip[:10] + struct.pack("!H", _csum(ip)) + ip[12:]
     return ip + udp
 
 
-def parse_ip_udp(packet: bytes, *, check_udp: bool = True
-                 ) -> tuple[IPv4Address, IPv4Address, int, int, bytes]:
+def parse_ip_udp(
+    packet: bytes, *, check_udp: bool = True
+) -> tuple[IPv4Address, IPv4Address, int, int, bytes]:
     """Validate an IPv4/UDP packet; return (src, dst, sport, dport, payload).
 
     ``check_udp=False`` when the kernel says the checksum is not filled in yet
@@ -341,7 +384,7 @@ def parse_ip_udp(packet: bytes, *, check_udp: bool = True
     sport, dport, ulen, ucsum = struct.unpack_from("!HHHH", packet, ihl)
     if ulen < 8 or ihl + ulen > total:
         raise DecodeError(f"UDP: bad length {ulen}")
-    udp = packet[ihl:ihl + ulen]
+    udp = packet[ihl : ihl + ulen]
     if ucsum and check_udp:
         pseudo = src.packed + dst.packed + struct.pack("!BBH", 0, 17, ulen)
         if _csum(pseudo + udp) != 0:

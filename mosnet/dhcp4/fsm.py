@@ -92,9 +92,14 @@ def random_xid() -> int:
 
 
 class Machine:
-    def __init__(self, mac: bytes, xid_gen: Callable[[], int] = random_xid,
-                 clock: Callable[[], float] | None = None, config: Config = Config(),
-                 rand: Callable[[], float] = random.random) -> None:
+    def __init__(
+        self,
+        mac: bytes,
+        xid_gen: Callable[[], int] = random_xid,
+        clock: Callable[[], float] | None = None,
+        config: Config = Config(),
+        rand: Callable[[], float] = random.random,
+    ) -> None:
         if len(mac) != 6:
             raise ValueError("mac must be 6 bytes")
         self.mac, self.config = mac, config
@@ -178,8 +183,7 @@ class Machine:
         lease = self.lease
         if lease is None or self.state not in _HOLDING:
             return []
-        msg = codec.release(self.mac, self._xid_gen() & 0xFFFFFFFF, lease.address,
-                            lease.server_id)
+        msg = codec.release(self.mac, self._xid_gen() & 0xFFFFFFFF, lease.address, lease.server_id)
         return [SendUnicast(msg, lease.server_id, lease.address)] + self._reset()
 
     # ------------------------------------------------------------ handlers
@@ -219,8 +223,13 @@ class Machine:
 
     def _on_nak(self, msg: codec.Message) -> list[Effect]:
         server = msg.server_id
-        expected = (self._offer.server_id if self.state is State.REQUESTING and self._offer
-                    else self.lease.server_id if self.lease else None)
+        expected = (
+            self._offer.server_id
+            if self.state is State.REQUESTING and self._offer
+            else self.lease.server_id
+            if self.lease
+            else None
+        )
         if server is None or server != expected:
             return [Log(f"ignoring NAK from {server}")]
         text = msg.text(codec.OPT_MESSAGE)
@@ -250,8 +259,9 @@ class Machine:
 
     # ------------------------------------------------------------ sending
     def _send_discover(self, now: float) -> list[Effect]:
-        msg = codec.discover(self.mac, self.xid, secs=self._secs(now),
-                             hostname=self.config.hostname)
+        msg = codec.discover(
+            self.mac, self.xid, secs=self._secs(now), hostname=self.config.hostname
+        )
         self._retx_at = now + self._backoff()
         return [SendBroadcast(msg)]
 
@@ -259,15 +269,23 @@ class Machine:
         self._sent_at = now
         secs, host = self._secs(now), self.config.hostname
         if self.state is State.REQUESTING and self._offer is not None:
-            msg = codec.request(self.mac, self.xid, form="selecting", addr=self._offer.yiaddr,
-                                server_id=self._offer.server_id, secs=secs, hostname=host)
+            msg = codec.request(
+                self.mac,
+                self.xid,
+                form="selecting",
+                addr=self._offer.yiaddr,
+                server_id=self._offer.server_id,
+                secs=secs,
+                hostname=host,
+            )
             self._retx_at = now + self._backoff()
             return [SendBroadcast(msg)]
         lease = self.lease
         assert lease is not None
         form = "renewing" if self.state is State.RENEWING else "rebinding"
-        msg = codec.request(self.mac, self.xid, form=form, addr=lease.address,
-                            secs=secs, hostname=host)
+        msg = codec.request(
+            self.mac, self.xid, form=form, addr=lease.address, secs=secs, hostname=host
+        )
         limit = lease.rebind_at() if self.state is State.RENEWING else lease.expires_at
         self._retx_at = min(limit, now + max(self.config.min_retransmit, (limit - now) / 2))
         if self.state is State.RENEWING:
@@ -300,8 +318,6 @@ _HOLDING = (State.BOUND, State.RENEWING, State.REBINDING)
 def _with_t1(lease: Lease, t1: float) -> Lease:
     t1 = max(0.001, min(t1, lease.t2 * 0.999))
     return replace(lease, t1=t1)
-
-
 
 
 # ============================================================================
@@ -387,8 +403,14 @@ class ReverifyMachine(Machine):
     def _rv_request(self, lease: Lease, now: float) -> SendBroadcast:
         assert self._rv is not None
         secs = max(0, min(0xFFFF, int(now - self._rv.started)))
-        msg = codec.request(self.mac, self._rv.xid, form="init-reboot", addr=lease.address,
-                            secs=secs, hostname=self.config.hostname)
+        msg = codec.request(
+            self.mac,
+            self._rv.xid,
+            form="init-reboot",
+            addr=lease.address,
+            secs=secs,
+            hostname=self.config.hostname,
+        )
         return SendBroadcast(msg)
 
     def _rv_ack(self, msg: codec.Message, old: Lease, rv: _Reverify) -> list[Effect]:

@@ -82,12 +82,19 @@ class Lease:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "address": str(self.address), "prefixlen": self.prefixlen,
-            "server_id": str(self.server_id), "routers": [str(r) for r in self.routers],
+            "address": str(self.address),
+            "prefixlen": self.prefixlen,
+            "server_id": str(self.server_id),
+            "routers": [str(r) for r in self.routers],
             "static_routes": [[str(n), str(g)] for n, g in self.static_routes],
-            "dns": [str(d) for d in self.dns], "domain": self.domain,
-            "search": list(self.search), "hostname": self.hostname, "mtu": self.mtu,
-            "lease_time": self.lease_time, "t1": self.t1, "t2": self.t2,
+            "dns": [str(d) for d in self.dns],
+            "domain": self.domain,
+            "search": list(self.search),
+            "hostname": self.hostname,
+            "mtu": self.mtu,
+            "lease_time": self.lease_time,
+            "t1": self.t1,
+            "t2": self.t2,
             "acquired_at": self.acquired_at,
         }
 
@@ -114,14 +121,22 @@ def from_ack(msg: codec.Message, acquired_at: float) -> Lease:
         raise LeaseError("ACK without a positive lease time")
     mask = msg.opt(codec.OPT_NETMASK)
     prefixlen = prefixlen_of(IPv4Address(mask)) if mask else _classful(msg.yiaddr)
-    t1, t2 = normalise_times(float(lease_time), _f(msg.u32(codec.OPT_T1)),
-                             _f(msg.u32(codec.OPT_T2)))
+    t1, t2 = normalise_times(
+        float(lease_time), _f(msg.u32(codec.OPT_T1)), _f(msg.u32(codec.OPT_T2))
+    )
     dropped: list[str] = []
     lease = Lease(
-        address=msg.yiaddr, prefixlen=prefixlen, server_id=server,
-        lease_time=float(lease_time), t1=t1, t2=t2, acquired_at=acquired_at,
-        routers=msg.addrs(codec.OPT_ROUTER), static_routes=msg.routes() or (),
-        dns=msg.addrs(codec.OPT_DNS), mtu=_mtu(msg, dropped),
+        address=msg.yiaddr,
+        prefixlen=prefixlen,
+        server_id=server,
+        lease_time=float(lease_time),
+        t1=t1,
+        t2=t2,
+        acquired_at=acquired_at,
+        routers=msg.addrs(codec.OPT_ROUTER),
+        static_routes=msg.routes() or (),
+        dns=msg.addrs(codec.OPT_DNS),
+        mtu=_mtu(msg, dropped),
         hostname=_name(msg.text(codec.OPT_HOSTNAME), "hostname", dropped),
         domain=_name(msg.text(codec.OPT_DOMAIN), "domain", dropped),
         search=tuple(n for n in (_name(s, "search", dropped) for s in msg.search()) if n),

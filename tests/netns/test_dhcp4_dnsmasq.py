@@ -11,8 +11,11 @@ import time
 
 from tests.netns.conftest import DhcpNet
 
-PY = "/work/main/.venv/bin/python" if pathlib.Path("/work/main/.venv/bin/python").exists() \
+PY = (
+    "/work/main/.venv/bin/python"
+    if pathlib.Path("/work/main/.venv/bin/python").exists()
     else sys.executable
+)
 
 CLIENT = textwrap.dedent("""
     import json, sys, time, logging
@@ -70,8 +73,11 @@ CAPTURE = textwrap.dedent("""
 
 
 def _run_client(net: DhcpNet, renew_after: float, renews: int) -> dict[str, object]:
-    res = net.run_in(net.client_ns, [PY, "-c", CLIENT, net.client_if, str(net.tmp),
-                                     str(renew_after), str(renews)], timeout=60)
+    res = net.run_in(
+        net.client_ns,
+        [PY, "-c", CLIENT, net.client_if, str(net.tmp), str(renew_after), str(renews)],
+        timeout=60,
+    )
     assert res.returncode == 0, res.stderr[-3000:] + net.dnsmasq_log()[-3000:]
     out: dict[str, object] = json.loads(res.stdout.strip().splitlines()[-1])
     out["stderr"] = res.stderr
@@ -119,8 +125,12 @@ def test_acquire_apply_and_resolvconf(dhcp_net: DhcpNet) -> None:
 def test_renew_is_unicast_to_server(dhcp_net: DhcpNet) -> None:
     net = dhcp_net
     cap_file = net.tmp / "capture.txt"
-    net.popen_in(net.server_ns, [PY, "-c", CAPTURE, net.server_if, str(cap_file)],
-                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    net.popen_in(
+        net.server_ns,
+        [PY, "-c", CAPTURE, net.server_if, str(cap_file)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(0.3)  # let the capture socket bind
     out = _run_client(net, 2.0, 1)
     assert out["renewed"] == 1, out["stderr"]

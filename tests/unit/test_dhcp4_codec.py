@@ -15,11 +15,19 @@ SERVER = IPv4Address("10.99.0.1")
 A = IPv4Address
 
 
-def reply(kind: int = codec.ACK, *, xid: int = 7, yiaddr: str = "10.99.0.10",
-          extra: tuple[tuple[int, bytes], ...] = (), server: bool = True,
-          lease: int | None = 3600) -> codec.Message:
-    opts: list[tuple[int, bytes]] = [(codec.OPT_MSG_TYPE, bytes((kind,))),
-                                     (codec.OPT_NETMASK, A("255.255.255.0").packed)]
+def reply(
+    kind: int = codec.ACK,
+    *,
+    xid: int = 7,
+    yiaddr: str = "10.99.0.10",
+    extra: tuple[tuple[int, bytes], ...] = (),
+    server: bool = True,
+    lease: int | None = 3600,
+) -> codec.Message:
+    opts: list[tuple[int, bytes]] = [
+        (codec.OPT_MSG_TYPE, bytes((kind,))),
+        (codec.OPT_NETMASK, A("255.255.255.0").packed),
+    ]
     if server:
         opts.append((codec.OPT_SERVER_ID, SERVER.packed))
     if lease is not None:
@@ -58,10 +66,15 @@ def test_request_forms_follow_rfc2131_table5() -> None:
     assert list(disc.opt(55) or b"") == list(codec.PARAM_REQUEST)
 
 
-@pytest.mark.parametrize("offset,value,why", [
-    (0, 3, "bad op"), (1, 6, "not ethernet"), (2, 16, "not ethernet"),
-    (236, 0x64, "cookie"),
-])
+@pytest.mark.parametrize(
+    "offset,value,why",
+    [
+        (0, 3, "bad op"),
+        (1, 6, "not ethernet"),
+        (2, 16, "not ethernet"),
+        (236, 0x64, "cookie"),
+    ],
+)
 def test_header_fields_rejected(offset: int, value: int, why: str) -> None:
     data = wire(reply())
     data[offset] = value
@@ -75,15 +88,26 @@ def test_truncated_rejected() -> None:
         codec.decode(data[:239])
     end = len(data.rstrip(b"\0")) - 1  # the END option
     with pytest.raises(codec.DecodeError, match="overruns|END"):
-        codec.decode(data[:end - 2])
+        codec.decode(data[: end - 2])
     with pytest.raises(codec.DecodeError, match="not terminated"):
         codec.decode(data[:end])
 
 
-@pytest.mark.parametrize("code,value", [
-    (1, b"\xff\xff\xff"), (3, b"\x0a\x00\x00"), (3, b""), (6, b"\x01" * 7), (51, b"\0\0\1"),
-    (53, b"\x05\x05"), (54, b"\x0a" * 5), (26, b"\x05"), (58, b""), (59, b"\0" * 5),
-])
+@pytest.mark.parametrize(
+    "code,value",
+    [
+        (1, b"\xff\xff\xff"),
+        (3, b"\x0a\x00\x00"),
+        (3, b""),
+        (6, b"\x01" * 7),
+        (51, b"\0\0\1"),
+        (53, b"\x05\x05"),
+        (54, b"\x0a" * 5),
+        (26, b"\x05"),
+        (58, b""),
+        (59, b"\0" * 5),
+    ],
+)
 def test_fixed_length_options_rejected(code: int, value: bytes) -> None:
     with pytest.raises(codec.DecodeError, match=f"option {code}"):
         codec.decode(codec.encode(reply(extra=((code, value),))))
@@ -91,8 +115,8 @@ def test_fixed_length_options_rejected(code: int, value: bytes) -> None:
 
 def _overloaded(ov: int, file_opts: bytes, sname_opts: bytes) -> bytes:
     data = wire(reply(extra=((codec.OPT_OVERLOAD, bytes((ov,))),)))
-    data[108:108 + len(file_opts)] = file_opts
-    data[44:44 + len(sname_opts)] = sname_opts
+    data[108 : 108 + len(file_opts)] = file_opts
+    data[44 : 44 + len(sname_opts)] = sname_opts
     return bytes(data)
 
 
@@ -112,15 +136,19 @@ def test_option_overload_parses_file_and_sname() -> None:
 def test_classless_routes() -> None:
     raw = bytes([0, 10, 0, 0, 1, 24, 192, 168, 5, 10, 0, 0, 2, 32, 1, 2, 3, 4, 10, 0, 0, 3])
     routes = codec.parse_classless_routes(raw)
-    assert routes == ((IPv4Network("0.0.0.0/0"), A("10.0.0.1")),
-                      (IPv4Network("192.168.5.0/24"), A("10.0.0.2")),
-                      (IPv4Network("1.2.3.4/32"), A("10.0.0.3")))
-    for bad, why in ((bytes([33, 1, 2, 3, 4, 5, 1, 1, 1, 1]), "width"),
-                     (bytes([24, 10, 0, 0, 1, 1, 1]), "truncated"),
-                     (bytes([8, 10, 0, 0, 1]), "truncated"),
-                     (bytes([8, 10, 1, 2, 3, 4, 0]), "truncated"),
-                     (bytes([16, 10, 1, 1, 1, 1]), "truncated"),
-                     (bytes([8, 10, 0, 0, 0, 0, 9, 10, 64, 1, 1, 1, 1]), "host bits")):
+    assert routes == (
+        (IPv4Network("0.0.0.0/0"), A("10.0.0.1")),
+        (IPv4Network("192.168.5.0/24"), A("10.0.0.2")),
+        (IPv4Network("1.2.3.4/32"), A("10.0.0.3")),
+    )
+    for bad, why in (
+        (bytes([33, 1, 2, 3, 4, 5, 1, 1, 1, 1]), "width"),
+        (bytes([24, 10, 0, 0, 1, 1, 1]), "truncated"),
+        (bytes([8, 10, 0, 0, 1]), "truncated"),
+        (bytes([8, 10, 1, 2, 3, 4, 0]), "truncated"),
+        (bytes([16, 10, 1, 1, 1, 1]), "truncated"),
+        (bytes([8, 10, 0, 0, 0, 0, 9, 10, 64, 1, 1, 1, 1]), "host bits"),
+    ):
         with pytest.raises(codec.DecodeError, match=why):
             codec.parse_classless_routes(bad)
     with pytest.raises(codec.DecodeError, match="121"):
@@ -147,8 +175,13 @@ def test_ip_udp_frame_round_trip_and_rejects() -> None:
     nocsum = bytearray(frame)
     nocsum[26:28] = b"\0\0"
     assert codec.parse_ip_udp(bytes(nocsum))[4] == b"hello"  # UDP checksum 0 allowed
-    cases = {"header length": (0, 0x44), "protocol": (9, 6), "header checksum": (8, 1),
-             "UDP: bad checksum": (30, 0x41), "fragment": (7, 8)}
+    cases = {
+        "header length": (0, 0x44),
+        "protocol": (9, 6),
+        "header checksum": (8, 1),
+        "UDP: bad checksum": (30, 0x41),
+        "fragment": (7, 8),
+    }
     for why, (off, val) in cases.items():
         bad = bytearray(frame)
         bad[off] = val
@@ -169,8 +202,14 @@ def test_ip_udp_frame_round_trip_and_rejects() -> None:
 
 
 def test_lease_from_ack() -> None:
-    extra = ((3, A("10.99.0.1").packed), (6, A("10.99.0.53").packed), (15, b"lab.example"),
-             (12, b"node-1"), (26, b"\x05\xdc"), (119, b"\x03lab\x07example\x00"))
+    extra = (
+        (3, A("10.99.0.1").packed),
+        (6, A("10.99.0.53").packed),
+        (15, b"lab.example"),
+        (12, b"node-1"),
+        (26, b"\x05\xdc"),
+        (119, b"\x03lab\x07example\x00"),
+    )
     lease = from_ack(reply(extra=extra), acquired_at=100.0)
     assert (lease.address, lease.prefixlen, lease.server_id) == (A("10.99.0.10"), 24, SERVER)
     assert (lease.t1, lease.t2, lease.expires_at) == (1800.0, 3150.0, 3700.0)
@@ -189,9 +228,23 @@ def test_lease_rejects() -> None:
     with pytest.raises(LeaseError, match="lease time"):
         from_ack(reply(lease=None), 0)
     with pytest.raises(LeaseError, match="non-contiguous"):
-        from_ack(reply(extra=()) if False else codec.Message(
-            codec.BOOTREPLY, 7, MAC, ((53, b"\x05"), (54, SERVER.packed), (51, b"\0\0\1\0"),
-                                      (1, A("255.0.255.0").packed)), yiaddr=A("10.0.0.9")), 0)
+        from_ack(
+            reply(extra=())
+            if False
+            else codec.Message(
+                codec.BOOTREPLY,
+                7,
+                MAC,
+                (
+                    (53, b"\x05"),
+                    (54, SERVER.packed),
+                    (51, b"\0\0\1\0"),
+                    (1, A("255.0.255.0").packed),
+                ),
+                yiaddr=A("10.0.0.9"),
+            ),
+            0,
+        )
     assert prefixlen_of(A("255.255.255.255")) == 32 and prefixlen_of(A("0.0.0.0")) == 0
 
 
@@ -206,8 +259,10 @@ def test_lease_times_normalised() -> None:
     assert 0 < lease.t1 < lease.t2 < lease.lease_time
 
 
-@pytest.mark.parametrize("name", ["$(reboot)", "-o", "a\nb", "a b", "x" * 64,
-                                  ".".join(["a" * 60] * 5), "a..b", "", "host;rm"])
+@pytest.mark.parametrize(
+    "name",
+    ["$(reboot)", "-o", "a\nb", "a b", "x" * 64, ".".join(["a" * 60] * 5), "a..b", "", "host;rm"],
+)
 def test_bad_names_dropped_lease_kept(name: str) -> None:
     raw = name.encode()
     lease = from_ack(reply(extra=((12, raw), (15, raw))), 0)
@@ -228,9 +283,21 @@ def test_option_121_overrides_routers_in_lease_and_plan() -> None:
     plan = planned_routes(lease)
     assert (IPv4Network("0.0.0.0/0"), A("10.99.0.1"), False) in plan
     assert all(gw != A("10.99.0.254") for _, gw, _ in plan)
-    host = codec.Message(codec.BOOTREPLY, 7, MAC, (
-        (53, b"\x05"), (54, SERVER.packed), (51, b"\0\0\1\0"), (1, b"\xff" * 4),
-        (3, A("192.0.2.1").packed)), yiaddr=A("10.0.0.9"))
+    host = codec.Message(
+        codec.BOOTREPLY,
+        7,
+        MAC,
+        (
+            (53, b"\x05"),
+            (54, SERVER.packed),
+            (51, b"\0\0\1\0"),
+            (1, b"\xff" * 4),
+            (3, A("192.0.2.1").packed),
+        ),
+        yiaddr=A("10.0.0.9"),
+    )
     plan32 = planned_routes(from_ack(host, 0))
-    assert plan32 == [(IPv4Network("192.0.2.1/32"), None, False),
-                      (IPv4Network("0.0.0.0/0"), A("192.0.2.1"), True)]
+    assert plan32 == [
+        (IPv4Network("192.0.2.1/32"), None, False),
+        (IPv4Network("0.0.0.0/0"), A("192.0.2.1"), True),
+    ]

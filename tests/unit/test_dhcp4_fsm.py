@@ -34,14 +34,22 @@ def make(cfg: fsm.Config = DEFAULT) -> tuple[fsm.Machine, Clock]:
     return fsm.Machine(MAC, lambda: next(xids), clock, cfg, rand=lambda: 0.5), clock
 
 
-def reply(m: fsm.Machine, kind: int, *, server: IPv4Address | None = SERVER,
-          yiaddr: IPv4Address = ADDR, xid: int | None = None, mac: bytes = MAC,
-          lease: int = 1000) -> codec.Message:
+def reply(
+    m: fsm.Machine,
+    kind: int,
+    *,
+    server: IPv4Address | None = SERVER,
+    yiaddr: IPv4Address = ADDR,
+    xid: int | None = None,
+    mac: bytes = MAC,
+    lease: int = 1000,
+) -> codec.Message:
     opts = [(53, bytes((kind,))), (1, b"\xff\xff\xff\0"), (51, struct.pack("!I", lease))]
     if server is not None:
         opts.append((54, server.packed))
-    return codec.Message(codec.BOOTREPLY, m.xid if xid is None else xid, mac, tuple(opts),
-                         yiaddr=yiaddr)
+    return codec.Message(
+        codec.BOOTREPLY, m.xid if xid is None else xid, mac, tuple(opts), yiaddr=yiaddr
+    )
 
 
 def kinds(fx: list[fsm.Effect]) -> list[str]:
@@ -132,8 +140,9 @@ def test_wrong_xid_chaddr_op_kind_state_ignored() -> None:
     assert m.on_packet(reply(m, codec.OFFER, xid=m.xid + 1)) == []
     assert m.on_packet(reply(m, codec.OFFER, mac=b"\x02" * 6)) == []
     assert m.on_packet(reply(m, codec.ACK)) == []  # ACK in SELECTING
-    bad_op = codec.Message(codec.BOOTREQUEST, m.xid, MAC, ((53, b"\x02"), (54, SERVER.packed)),
-                           yiaddr=ADDR)
+    bad_op = codec.Message(
+        codec.BOOTREQUEST, m.xid, MAC, ((53, b"\x02"), (54, SERVER.packed)), yiaddr=ADDR
+    )
     assert m.on_packet(bad_op) == []
     assert m.state is fsm.State.SELECTING
     m.on_packet(reply(m, codec.OFFER))
@@ -249,12 +258,20 @@ def test_client_acquire_with_fake_transport_and_enetdown() -> None:
     clock = Clock()
     xid = 4242
     mk = fsm.Machine(MAC, lambda: xid, clock)
-    script: list[codec.Message | OSError] = [OSError(100, "ENETDOWN"),
-                                             reply(mk, codec.OFFER, xid=xid)]
+    script: list[codec.Message | OSError] = [
+        OSError(100, "ENETDOWN"),
+        reply(mk, codec.OFFER, xid=xid),
+    ]
     tr = FakeTransport(script, clock)
     sleeps: list[float] = []
-    c = Client("eth0", transport=tr, clock=clock, sleep=sleeps.append, xid_gen=lambda: xid,
-               config=ClientConfig(probe_count=1))
+    c = Client(
+        "eth0",
+        transport=tr,
+        clock=clock,
+        sleep=sleeps.append,
+        xid_gen=lambda: xid,
+        config=ClientConfig(probe_count=1),
+    )
     orig = tr.recv
 
     def recv(timeout: float) -> bytes | None:
@@ -286,6 +303,7 @@ def test_client_acquire_times_out_and_run_forever_renews_unicast() -> None:
         tr2.script.append(reply(mk, codec.ACK, xid=9))
 
     tr2.send_unicast = send_unicast  # type: ignore[method-assign]
-    c2.run_forever(lambda lease: None, lambda lease: None, lambda: bool(renewed),
-                   on_renew=renewed.append)
+    c2.run_forever(
+        lambda lease: None, lambda lease: None, lambda: bool(renewed), on_renew=renewed.append
+    )
     assert tr2.sent[-1][0] == "ucast" and renewed[0].acquired_at == 1500.0

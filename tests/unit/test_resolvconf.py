@@ -13,12 +13,18 @@ from mosnet import resolvconf
 
 
 def test_render_limits_and_validation() -> None:
-    text = resolvconf.render([IPv4Address(f"10.99.0.{i}") for i in range(1, 6)] + ["fd00::1"],
-                             [f"d{i}.example" for i in range(8)], "mosnet dhcp4\neth0")
+    text = resolvconf.render(
+        [IPv4Address(f"10.99.0.{i}") for i in range(1, 6)] + ["fd00::1"],
+        [f"d{i}.example" for i in range(8)],
+        "mosnet dhcp4\neth0",
+    )
     lines = text.splitlines()
     assert lines[0] == "# mosnet dhcp4 eth0"
     assert [ln for ln in lines if ln.startswith("nameserver")] == [
-        "nameserver 10.99.0.1", "nameserver 10.99.0.2", "nameserver 10.99.0.3"]
+        "nameserver 10.99.0.1",
+        "nameserver 10.99.0.2",
+        "nameserver 10.99.0.3",
+    ]
     assert lines[-1] == "search " + " ".join(f"d{i}.example" for i in range(6))
     for bad in ("10.0.0.1; rm", "example.com", ""):
         with pytest.raises(resolvconf.ResolvConfError):

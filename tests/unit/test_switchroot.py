@@ -24,18 +24,37 @@ needs_root = pytest.mark.skipif(
     reason="needs root, unshare(1) and /bin/busybox",
 )
 ALL_CANARIES = {
-    "canary-a", "lib/x/canary-b", "etc/initrd-release", "abs-link-into-newroot",
-    "newroot/keep/canary", "newroot/keep/deep/canary2", "newroot/sbin/init",
-    "mnt/foreign/canary", "stuck/immutable", "only-in-initramfs/init",
+    "canary-a",
+    "lib/x/canary-b",
+    "etc/initrd-release",
+    "abs-link-into-newroot",
+    "newroot/keep/canary",
+    "newroot/keep/deep/canary2",
+    "newroot/sbin/init",
+    "mnt/foreign/canary",
+    "stuck/immutable",
+    "only-in-initramfs/init",
 }
 
 
 def run_scenario(scenario: str, work: pathlib.Path) -> dict[str, object]:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", sys.executable, str(HELPER),
-         "outer", scenario, str(work)],
-        capture_output=True, text=True, timeout=120, env=env,
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            sys.executable,
+            str(HELPER),
+            "outer",
+            scenario,
+            str(work),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr
     result: dict[str, object] = json.loads(proc.stdout)
@@ -83,11 +102,20 @@ def test_real_switch_as_pid1(tmp_path: pathlib.Path) -> None:
     assert res["rc"] == 0
     alive = res["alive"]
     assert isinstance(alive, dict)
-    for kept in ("newroot/keep/canary", "newroot/keep/deep/canary2", "newroot/sbin/init",
-                 "mnt/foreign/canary"):
+    for kept in (
+        "newroot/keep/canary",
+        "newroot/keep/deep/canary2",
+        "newroot/sbin/init",
+        "mnt/foreign/canary",
+    ):
         assert alive[kept], (kept, res)
-    for gone in ("canary-a", "lib/x/canary-b", "etc/initrd-release", "abs-link-into-newroot",
-                 "only-in-initramfs/init"):
+    for gone in (
+        "canary-a",
+        "lib/x/canary-b",
+        "etc/initrd-release",
+        "abs-link-into-newroot",
+        "only-in-initramfs/init",
+    ):
         assert not alive[gone], (gone, res)
     # An undeletable file is logged and the switch still completes.
     if res["immutable"]:
@@ -158,7 +186,8 @@ def test_preflight_refuses_when_not_pid1(tmp_path: pathlib.Path) -> None:
 
 def test_mountinfo_unescape(tmp_path: pathlib.Path) -> None:
     info = tmp_path / "mountinfo"
-    info.write_text("36 35 98:0 / /mnt/with\\040space rw - ext3 /dev/x rw\n"
-                    "37 35 98:0 / / rw - tmpfs none rw\n")
+    info.write_text(
+        "36 35 98:0 / /mnt/with\\040space rw - ext3 /dev/x rw\n37 35 98:0 / / rw - tmpfs none rw\n"
+    )
     assert sr.mount_points(str(info)) == frozenset({"/mnt/with space", "/"})
     assert sr.mount_points(str(tmp_path / "missing")) is None

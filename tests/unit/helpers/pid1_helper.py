@@ -64,13 +64,23 @@ def reap(reaper: str) -> None:
     time.sleep(0.3)  # let the last orphans die
     if reaper != "none":
         count[0] += len(procs.reap_orphans())
-    print(json.dumps({"codes": codes, "reaped": count[0], "zombies": procs.zombie_children(),
-                      "pid": os.getpid()}), flush=True)
+    print(
+        json.dumps(
+            {
+                "codes": codes,
+                "reaped": count[0],
+                "zombies": procs.zombie_children(),
+                "pid": os.getpid(),
+            }
+        ),
+        flush=True,
+    )
 
 
 def halt_idle() -> None:
     mlog.setup()
     pid1.install_signal_handlers(cad_path=None)
+
     def fake_reboot(cmd: int) -> int:
         print(f"REBOOT {cmd:#x}", flush=True)
         return -1
@@ -95,7 +105,10 @@ def shell(script: str, console: str) -> None:
 
 if __name__ == "__main__":
     modes: dict[str, Callable[..., None]] = {
-        "signals": signals, "reap": reap, "halt-idle": halt_idle,
-        "halt-real": halt_real, "shell": shell,
+        "signals": signals,
+        "reap": reap,
+        "halt-idle": halt_idle,
+        "halt-real": halt_real,
+        "shell": shell,
     }
     modes[sys.argv[1]](*sys.argv[2:])

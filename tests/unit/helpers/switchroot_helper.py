@@ -37,8 +37,16 @@ SCRIPT = (
 
 def mount(src: str, target: str, fstype: str | None, flags: int = 0, data: str = "") -> None:
     os.makedirs(target, exist_ok=True)
-    if libc.mount(src.encode(), target.encode(), fstype.encode() if fstype else None,
-                  ctypes.c_ulong(flags), data.encode() or None) != 0:
+    if (
+        libc.mount(
+            src.encode(),
+            target.encode(),
+            fstype.encode() if fstype else None,
+            ctypes.c_ulong(flags),
+            data.encode() or None,
+        )
+        != 0
+    ):
         err = ctypes.get_errno()
         raise OSError(err, f"mount {src} {target}: {os.strerror(err)}")
 
@@ -125,9 +133,18 @@ def build_initramfs(ir: str, scenario: str) -> dict[str, object]:
 
 
 def survivors(ir: str) -> dict[str, bool]:
-    names = ["canary-a", "lib/x/canary-b", "etc/initrd-release", "abs-link-into-newroot",
-             "newroot/keep/canary", "newroot/keep/deep/canary2", "newroot/sbin/init",
-             "mnt/foreign/canary", "stuck/immutable", "only-in-initramfs/init"]
+    names = [
+        "canary-a",
+        "lib/x/canary-b",
+        "etc/initrd-release",
+        "abs-link-into-newroot",
+        "newroot/keep/canary",
+        "newroot/keep/deep/canary2",
+        "newroot/sbin/init",
+        "mnt/foreign/canary",
+        "stuck/immutable",
+        "only-in-initramfs/init",
+    ]
     return {n: os.path.lexists(os.path.join(ir, n)) for n in names}
 
 
@@ -137,12 +154,25 @@ def outer(scenario: str, work: str) -> None:
     cmd = ["unshare", "--mount", "--pid", "--fork"]
     if scenario == "not-pid1":
         cmd = ["unshare", "--mount"]
-    proc = subprocess.run([*cmd, sys.executable, __file__, "inner", scenario, ir],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [*cmd, sys.executable, __file__, "inner", scenario, ir],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if info["immutable"]:
         set_immutable(f"{ir}/stuck/immutable", False)
-    print(json.dumps({"rc": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr,
-                      "alive": survivors(ir), **info}))
+    print(
+        json.dumps(
+            {
+                "rc": proc.returncode,
+                "stdout": proc.stdout,
+                "stderr": proc.stderr,
+                "alive": survivors(ir),
+                **info,
+            }
+        )
+    )
 
 
 def inner(scenario: str, ir: str) -> None:
