@@ -17,7 +17,7 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import NoReturn
 
 from init import bootcfg, modules, mounts, pid1, procs, rootdev, switchroot
-from mosnet import cmdline, daemon, dhcpmode, firewall, ipv6, log, resolvconf, static
+from mosnet import cmdline, daemon, dhcpmode, firewall, ipv6, log, netif, resolvconf, static
 from mosnet.config import NetConfig
 from mosnet.dhcp4.client import Client
 from mosnet.dhcp4.lease import Lease
@@ -129,7 +129,7 @@ def _proxy_spec(
         return None
     v4 = frozenset(a for a in addrs if isinstance(a, IPv4Address))
     v6 = frozenset(a for a in addrs if isinstance(a, IPv6Address))
-    cfg = ProxyConfig(bytes.fromhex(mac.replace(":", "")), v4, v6, frozenset(gateways))
+    cfg = ProxyConfig(netif.mac_bytes(mac), v4, v6, frozenset(gateways))
     return daemon.ProxySpec(nic, cfg)
 
 

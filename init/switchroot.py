@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, NoReturn
 
+from init import syscalls as sc
 from mosnet import log as mlog
 from mosnet.errors import MosnetError
 
@@ -33,20 +34,7 @@ INIT_CANDIDATES = ("/sbin/init", "/etc/init", "/bin/init", "/bin/sh")
 API_MOUNTS = ("/dev", "/proc", "/sys", "/run")
 _MAX_SYMLINKS = 40  # same limit as the kernel's path walk
 
-# Private copies until init/syscalls.py is shared (the lead dedupes).
-_MS_MOVE = 8192
-_MS_REC = 16384
-_MS_PRIVATE = 1 << 18
-_MNT_DETACH = 2
 _libc = ctypes.CDLL(None, use_errno=True)
-_libc.mount.argtypes = [
-    ctypes.c_char_p,
-    ctypes.c_char_p,
-    ctypes.c_char_p,
-    ctypes.c_ulong,
-    ctypes.c_void_p,
-]
-_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.statfs.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
 
 
@@ -92,14 +80,7 @@ def _oserror(what: str) -> OSError:
 
 
 def _mount(src: str | None, target: str, flags: int) -> None:
-    s = src.encode() if src is not None else None
-    if _libc.mount(s, target.encode(), None, flags, None) != 0:
-        raise _oserror(f"mount {src} -> {target}")
-
-
-def _umount_detach(target: str) -> None:
-    if _libc.umount2(target.encode(), _MNT_DETACH) != 0:
-        raise _oserror(f"umount {target}")
+    sc.sys_mount(src, target, None, flags, None)
 
 
 def fs_magic(path: str) -> int:
@@ -351,7 +332,7 @@ def _apply_move(move: MountMove) -> None:
         try:
             if move.action == "create-and-move":
                 os.mkdir(move.target, 0o755)
-            _mount(move.source, move.target, _MS_MOVE)
+            _mount(move.source, move.target, sc.MS_MOVE)
             return
         except OSError as e:
             _log.warning(
@@ -363,7 +344,7 @@ def _apply_move(move: MountMove) -> None:
     else:
         _log.info("switch_root: %s has no directory in the new root; detaching it", move.target)
     try:
-        _umount_detach(move.source)
+        sc.sys_umount2(move.source, sc.MNT_DETACH)
     except OSError as e:
         _log.warning("switch_root: cannot detach %s: %s", move.source, e.strerror or e)
 
@@ -383,7 +364,7 @@ def _prepare_fds(keep_fds: Sequence[int]) -> None:
 def _enter_new_root(new_root: str) -> None:
     try:
         os.chdir(new_root)
-        _mount(".", "/", _MS_MOVE)
+        _mount(".", "/", sc.MS_MOVE)
         os.chroot(".")
         os.chdir("/")
     except OSError as e:
@@ -401,7 +382,7 @@ def execute(
     """Carry out a ``Plan``: move mounts, wipe, move the root, chroot, exec."""
     try:
         # MS_MOVE refuses mounts whose parent is shared.
-        _mount(None, "/", _MS_REC | _MS_PRIVATE)
+        _mount(None, "/", sc.MS_REC | sc.MS_PRIVATE)
     except OSError as e:
         raise SwitchRootRefused(f"cannot make / private: {e}") from e
     _prepare_fds(keep_fds)

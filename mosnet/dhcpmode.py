@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from pyroute2 import IPRoute
 
-from mosnet import announce, daemon, discover, ipv6, log, netapply, probe, static
+from mosnet import announce, daemon, discover, ipv6, log, netapply, netif, static
 from mosnet.config import NetConfig
 from mosnet.dhcp4 import apply
 from mosnet.dhcp4 import probe as dhcp_probe
@@ -78,7 +78,7 @@ def lease_on(port: str, run_dir: str) -> tuple[Client | None, Lease | None]:
         return client, None
     apply.apply(lease, port, client.clock())
     # Tell the LAN at once where the address lives (switches, the gateway's ARP cache).
-    announce.gratuitous_arp(port, probe.interface_mac(port), lease.address)
+    announce.gratuitous_arp(port, netif.interface_mac(port), lease.address)
     apply.write_lease(lease, port, run_dir)
     apply.maybe_set_hostname(lease.hostname)
     daemon.publish_dns(lease, run_dir)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from mosnet import log
+from mosnet import log, netif
 
 _log = log.get("discover")
 
@@ -100,11 +100,7 @@ def bring_up(ipr: Any, nics: Iterable[Nic]) -> None:
 
 
 def has_carrier(name: str, sysfs: str = "/sys") -> bool:
-    try:
-        with open(os.path.join(sysfs, "class/net", name, "carrier")) as f:
-            return f.read().strip() == "1"
-    except OSError:  # EINVAL while the link is down
-        return False
+    return netif.carrier(name, sysfs) is True
 
 
 def wait_for_carrier(

@@ -28,7 +28,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 
-from mosnet import l2, log
+from mosnet import l2, log, netif
+from mosnet.netif import interface_mac
 
 _log = log.get("probe")
 
@@ -51,21 +52,9 @@ class ProbeResult:
     rtt: float  # seconds since the latest request sent on ``nic``
 
 
-def interface_mac(ifname: str) -> bytes:
-    with open(f"/sys/class/net/{ifname}/address", encoding="ascii") as fh:
-        mac = bytes.fromhex(fh.read().strip().replace(":", ""))
-    if len(mac) != 6:
-        raise OSError(f"{ifname}: not an Ethernet interface")
-    return mac
-
-
 def has_carrier(ifname: str) -> bool:
-    """False for no carrier and for an interface that is down (EINVAL)."""
-    try:
-        with open(f"/sys/class/net/{ifname}/carrier", encoding="ascii") as fh:
-            return fh.read().strip() == "1"
-    except OSError:
-        return False
+    """False for no carrier, a down interface and a missing one."""
+    return netif.carrier(ifname) is True
 
 
 def _bpf(code: int, jt: int, jf: int, k: int) -> bytes:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from pyroute2 import IPRoute
 
-from mosnet import announce, discover, log, macnat, netapply, probe
+from mosnet import announce, discover, log, macnat, netapply, netif, probe
 from mosnet.config import NetConfig
 from mosnet.plan import Plan, plan
 
@@ -84,9 +84,9 @@ def _announce(cfg: NetConfig, result: StaticResult, nics: tuple[discover.Nic, ..
         return
     dev = "public" if result.applied.ok else uplink.name
     if cfg.ip4 is not None:
-        announce.gratuitous_arp(dev, bytes.fromhex(uplink.mac.replace(":", "")), cfg.ip4.address)
+        announce.gratuitous_arp(dev, netif.mac_bytes(uplink.mac), cfg.ip4.address)
     if cfg.ip6 is not None:
-        announce.unsolicited_na(dev, bytes.fromhex(uplink.mac.replace(":", "")), cfg.ip6.address)
+        announce.unsolicited_na(dev, netif.mac_bytes(uplink.mac), cfg.ip6.address)
 
 
 def _tentative(ipr: object, dev: str) -> tuple[list[str], list[str]]:

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from mosnet import log
 from mosnet.dhcp4 import codec, fsm
 from mosnet.dhcp4.lease import Lease
-from mosnet.dhcp4.sock import PacketTransport, Transport, carrier
+from mosnet.dhcp4.sock import PacketTransport, Transport
+from mosnet.netif import carrier
 
 LeaseHook = Callable[[Lease], None]
 CarrierProbe = Callable[[], bool | None]  # None: cannot tell

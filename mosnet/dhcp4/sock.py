@@ -20,6 +20,7 @@ from ipaddress import IPv4Address
 from typing import Protocol
 
 from mosnet.dhcp4 import codec
+from mosnet.netif import interface_mac
 
 ETH_P_IP, ETH_P_ARP = 0x0800, 0x0806
 SO_ATTACH_FILTER = 26
@@ -48,25 +49,6 @@ class Transport(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def interface_mac(ifname: str) -> bytes:
-    with open(f"/sys/class/net/{ifname}/address", encoding="ascii") as fh:
-        mac = bytes.fromhex(fh.read().strip().replace(":", ""))
-    if len(mac) != 6:
-        raise OSError(f"{ifname}: not an Ethernet interface")
-    return mac
-
-
-def carrier(ifname: str) -> bool | None:
-    """Carrier from sysfs; False when the link is down, None if there is no such file."""
-    try:
-        with open(f"/sys/class/net/{ifname}/carrier", encoding="ascii") as fh:
-            return fh.read().strip() == "1"
-    except FileNotFoundError:
-        return None
-    except OSError:
-        return False  # EINVAL: the interface is administratively down
 
 
 def _bpf(code: int, jt: int, jf: int, k: int) -> bytes:

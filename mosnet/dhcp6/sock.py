@@ -13,9 +13,9 @@ import socket
 from typing import Protocol
 
 from mosnet import log
-from mosnet.dhcp4.sock import interface_mac
 from mosnet.dhcp6 import codec
 from mosnet.l2 import link_local_eui64
+from mosnet.netif import interface_mac
 from mosnet.ra import link_local
 
 SO_BINDTODEVICE = 25

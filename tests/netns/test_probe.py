@@ -55,9 +55,9 @@ PROBE = textwrap.dedent("""
 ANNOUNCE = textwrap.dedent("""
     import sys
     from ipaddress import ip_address
-    from mosnet import announce, probe
+    from mosnet import announce, netif
     nic, addr = sys.argv[1], ip_address(sys.argv[2])
-    mac = probe.interface_mac(nic)
+    mac = netif.interface_mac(nic)
     fn = announce.gratuitous_arp if addr.version == 4 else announce.unsolicited_na
     print(fn(nic, mac, addr, count=2, interval=0.05))
 """)

@@ -49,14 +49,14 @@ STALE = "02:74:00:00:00:99"
 PROXY = textwrap.dedent("""
     import logging, signal, sys
     from ipaddress import ip_address
-    from mosnet import log, probe, proxyd
+    from mosnet import log, netif, proxyd
     from mosnet.proxy import ProxyConfig
     log.setup(level=logging.DEBUG)
     nic = sys.argv[1]
     v4, v6, gws = (frozenset(map(ip_address, arg.split(","))) for arg in sys.argv[2:5])
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
-    cfg = ProxyConfig(probe.interface_mac(nic), v4, v6, gws)
+    cfg = ProxyConfig(netif.interface_mac(nic), v4, v6, gws)
     proxyd.announce_all(nic, cfg, count=2, interval=0.05)
     counters = proxyd.run(nic, cfg, lambda: bool(stop), poll_interval=0.05, stats_every=1.0)
     print(counters.line(), flush=True)
