@@ -21,7 +21,9 @@ from mosnet import cmdline, daemon, dhcpmode, firewall, ipv6, log, netif, resolv
 from mosnet.config import NetConfig
 from mosnet.dhcp4.client import Client
 from mosnet.dhcp4.lease import Lease
+from mosnet.plan import Plan
 from mosnet.proxy import ProxyConfig
+from mosnet.proxyproc import ProxySpec
 
 NEW_ROOT = "/sysroot"
 RUN_DIR = "/run/mosnet"
@@ -54,7 +56,7 @@ class BootState:
     client: Client | None = None
     lease: Lease | None = None
     v6: ipv6.Ipv6State | None = None
-    proxy: daemon.ProxySpec | None = None
+    proxy: ProxySpec | None = None
     root_mounted: bool = False
     daemon: daemon.DaemonHandle | None = None
 
@@ -103,7 +105,7 @@ def bring_up_network(state: BootState) -> None:
             _log.error("static network not configured: %s", "; ".join(result.plan.errors))
         addrs = [ip.address for ip in (state.net.ip4, state.net.ip6) if ip is not None]
         gws = [ip.gateway for ip in (state.net.ip4, state.net.ip6) if ip and ip.gateway]
-        state.proxy = _proxy_spec(result.plan.nic, result.uplink_mac, addrs, gws)
+        state.proxy = _proxy_spec(result.plan, result.uplink_mac, addrs, gws)
         return
     bring_up_dhcp(state)
 
@@ -116,21 +118,19 @@ def bring_up_dhcp(state: BootState) -> None:
     state.client, state.lease, state.v6 = result.client, result.lease, result.v6
     if result.lease is not None:
         lease = result.lease
-        state.proxy = _proxy_spec(
-            result.plan.nic, result.uplink_mac, [lease.address], lease.routers
-        )
+        state.proxy = _proxy_spec(result.plan, result.uplink_mac, [lease.address], lease.routers)
 
 
 def _proxy_spec(
-    nic: str | None, mac: str | None, addrs: Sequence[IPAddress], gateways: Sequence[IPAddress]
-) -> daemon.ProxySpec | None:
+    plan: Plan, mac: str | None, addrs: Sequence[IPAddress], gateways: Sequence[IPAddress]
+) -> ProxySpec | None:
     """ARP/NDP answers with the NIC MAC for our addresses, never for a gateway."""
-    if nic is None or mac is None:
+    if plan.nic is None or mac is None:
         return None
     v4 = frozenset(a for a in addrs if isinstance(a, IPv4Address))
     v6 = frozenset(a for a in addrs if isinstance(a, IPv6Address))
     cfg = ProxyConfig(netif.mac_bytes(mac), v4, v6, frozenset(gateways))
-    return daemon.ProxySpec(nic, cfg)
+    return ProxySpec(plan.nic, cfg, backend="ovs" if plan.backend == "ovs" else "linux")
 
 
 def set_up_firewall(state: BootState) -> None:

@@ -161,6 +161,56 @@ class WriteResolvConf:
         return f"write {self.path} ({', '.join(parts)})"
 
 
+@dataclass(frozen=True)
+class StartOvs:
+    """ovsdb-server and ovs-vswitchd running under ``run_dir`` (left alone if they are)."""
+
+    run_dir: str
+    datapath: str
+
+    def __str__(self) -> str:
+        return f"start ovsdb-server, ovs-vswitchd in {self.run_dir} (datapath {self.datapath})"
+
+
+@dataclass(frozen=True)
+class OvsAddBridge:
+    """br-mosnet on Open vSwitch: ``nic`` as port 1, internal ``port`` (``mac``) as port 2."""
+
+    nic: str
+    port: str
+    mac: str
+    run_dir: str
+    datapath: str
+
+    def __str__(self) -> str:
+        return (
+            f"ovs-vsctl --may-exist add-br br-mosnet fail_mode=secure datapath_type={self.datapath}"
+            f" -- add-port {self.nic} ofport 1 -- add-port {self.port} type=internal"
+            f" mac={self.mac} ofport 2 -- set-controller punix:{self.run_dir}/br-mosnet.controller"
+        )
+
+
+@dataclass(frozen=True)
+class OvsBaseFlows:
+    """br-mosnet's base flows (``mosnet.ofrules``), replaced over OpenFlow."""
+
+    run_dir: str
+
+    def __str__(self) -> str:
+        return (
+            "openflow: replace br-mosnet's base flows (uplink <-> host port,"
+            " ARP/NS to the proxy, unknown guests to the controller)"
+        )
+
+
+@dataclass(frozen=True)
+class OvsDelBridge:
+    run_dir: str
+
+    def __str__(self) -> str:
+        return "ovs-vsctl --if-exists del-br br-mosnet"
+
+
 Action = (
     CreateBridge
     | CreateVeth
@@ -174,4 +224,8 @@ Action = (
     | AddAddress
     | AddRoute
     | WriteResolvConf
+    | StartOvs
+    | OvsAddBridge
+    | OvsBaseFlows
+    | OvsDelBridge
 )

@@ -42,6 +42,10 @@ def _parser() -> argparse.ArgumentParser:
         links.add_argument("--live", action="store_true", help="NICs from netlink (default)")
         p.add_argument("--chosen", metavar="NIC", help="the NIC the gateway/DHCP probe picked")
         p.add_argument("--resolv-conf", default=RESOLV_CONF, metavar="PATH")
+        p.add_argument(
+            "--ovs", choices=("auto", "yes", "no"), default="auto",
+            help="is Open vSwitch available (auto: look on this system; no with --links)",
+        )  # fmt: skip
         if verb == "apply":
             p.add_argument(
                 "--fail-at",
@@ -64,6 +68,14 @@ def _live_nics() -> tuple[Nic, ...]:
         return list_nics(ipr)
 
 
+def _ovs_available(args: argparse.Namespace) -> bool:
+    from mosnet import ovs
+
+    if args.ovs == "auto":  # a fixture describes another machine: not this one's OVS
+        return not args.links and ovs.available()
+    return bool(args.ovs == "yes")
+
+
 def build(args: argparse.Namespace) -> Plan:
     """The plan for the parsed ``plan``/``apply`` arguments (reads, never writes)."""
     if args.cmdline is not None:
@@ -73,7 +85,10 @@ def build(args: argparse.Namespace) -> Plan:
             text = f.read()
     parsed = parse(text)
     nics = links_fixture.load(args.links) if args.links else _live_nics()
-    result = plan(parsed.config, nics, args.chosen, resolv_conf=args.resolv_conf)
+    result = plan(
+        parsed.config, nics, args.chosen, ovs_available=_ovs_available(args),
+        resolv_conf=args.resolv_conf,
+    )  # fmt: skip
     extra = tuple(f"cmdline: {e}" for e in parsed.errors) + tuple(
         f"cmdline: {n}" for n in parsed.notes
     )

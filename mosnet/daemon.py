@@ -1,8 +1,8 @@
 """The long-running mosnet daemon, forked from PID 1 before switch_root.
 
-It keeps the DHCP lease alive for the life of the system (later issues add
-the ARP/NDP proxy). Being a fork of PID 1, it has already imported all it
-needs: after switch_root the initramfs files are gone, so it must never
+It keeps the DHCP lease alive for the life of the system and supervises
+the ARP/NDP proxy process (``mosnet.proxyproc``). Being a fork of PID 1, it
+has already imported all it needs: after switch_root the initramfs files are gone, so it must never
 import lazily. It names itself ``@mosnet-daemon`` so systemd's kill sweeps
 spare it, and it moves its root into the real system once PID 1 says the
 switch happened.
@@ -14,38 +14,19 @@ import contextlib
 import os
 import signal
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from mosnet import ipv6, log, proctitle, proxyd, resolvconf
+from mosnet import ipv6, log, proctitle, resolvconf
 from mosnet.dhcp4 import apply
 from mosnet.dhcp4.client import Client
 from mosnet.dhcp4.lease import Lease
-from mosnet.proxy import ProxyConfig
+from mosnet.proxyproc import ProxySpec, Supervisor
 
 TITLE = "@mosnet-daemon"
 RUN_DIR = "/run/mosnet"
 SWITCHED = b"S"
 
 _log = log.get("daemon")
-
-
-@dataclass(frozen=True)
-class ProxySpec:
-    ifname: str  # the uplink NIC: requests from the provider arrive there
-    config: ProxyConfig
-
-
-def run_proxy(spec: ProxySpec, should_stop: Callable[[], bool]) -> None:
-    """Thread: announce, then answer ARP/NDP; restarted if it ever fails."""
-    proxyd.announce_all(spec.ifname, spec.config)
-    while not should_stop():
-        try:
-            proxyd.run(spec.ifname, spec.config, should_stop)
-        except Exception as exc:  # a crash must not end the proxy for good
-            _log.error("proxy on %s failed (%s); restarting in 1 s", spec.ifname, exc)
-            time.sleep(1.0)
 
 
 @dataclass(frozen=True)
@@ -149,17 +130,20 @@ def _daemon_main(
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_IGN)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    supervisor = Supervisor(proxy) if proxy is not None else None
+    if supervisor is not None:  # first: it forks, best with no other threads around yet
+        threading.Thread(target=supervisor.run, daemon=True).start()
     threading.Thread(target=_follow_switch, args=(notify_fd, root_fd), daemon=True).start()
     if v6 is not None and v6.client is not None:
         threading.Thread(target=ipv6.run_forever, args=(v6, stop.is_set), daemon=True).start()
-    if proxy is not None:
-        threading.Thread(target=run_proxy, args=(proxy, stop.is_set), daemon=True).start()
     _log.info("daemon started (pid %d)", os.getpid())
     if client is not None:
         keeper = LeaseKeeper(client, v6=v6)
         client.run_forever(keeper.on_bind, keeper.on_expire, stop.is_set, on_renew=keeper.on_renew)
     while not stop.wait(1.0):
         pass
+    if supervisor is not None:
+        supervisor.stop()
     _log.info("daemon stopping on SIGTERM; addresses stay until their lifetimes end")
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from pyroute2 import IPRoute
 
-from mosnet import announce, daemon, discover, ipv6, log, netapply, netif, static
+from mosnet import announce, daemon, discover, ipv6, log, macnat, netapply, netif, ovs
 from mosnet.config import NetConfig
 from mosnet.dhcp4 import apply
 from mosnet.dhcp4 import probe as dhcp_probe
@@ -92,12 +92,12 @@ def lease_on(port: str, run_dir: str) -> tuple[Client | None, Lease | None]:
 def bring_up(cfg: NetConfig, run_dir: str, include: tuple[str, ...] = ()) -> DhcpResult:
     nics = _candidates(cfg, include)
     chosen = choose_nic(cfg, nics) if nics else None
-    the_plan = plan(cfg, nics, chosen)
+    the_plan = plan(cfg, nics, chosen, ovs_available=ovs.available())
     for line in the_plan.render().splitlines():
         _log.info("plan: %s", line)
     if not the_plan.ok:
         return DhcpResult(the_plan, None, None, None, None)
-    mac = static.enable_macnat(the_plan, nics)  # before the bridge comes up, as in static
+    mac = macnat.enable(the_plan, nics)  # before the bridge comes up, as in static
     applied = netapply.apply(the_plan)
     port = DHCP_PORT if applied.ok else the_plan.nic
     if port is None:

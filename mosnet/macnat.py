@@ -42,6 +42,8 @@ import subprocess
 from dataclasses import dataclass
 
 from mosnet import firewall, log, nftrules
+from mosnet.discover import Nic
+from mosnet.plan import Plan
 
 _log = log.get("macnat")
 FAMILY = "bridge"
@@ -184,6 +186,20 @@ def render(
         "}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def enable(the_plan: Plan, nics: tuple[Nic, ...]) -> str | None:
+    """MAC NAT for guests on br-mosnet; returns the NIC MAC the provider sees.
+
+    Linux bridge: this table, loaded before the bridge comes up. Open vSwitch:
+    nothing to load here, the flows do it (``mosnet.ofrules``).
+    """
+    uplink = next((n for n in nics if n.name == the_plan.nic), None)
+    if uplink is None:
+        return None
+    if the_plan.backend == "linux":
+        apply(uplink.name, uplink.mac)
+    return uplink.mac
 
 
 def script(definition: str) -> str:

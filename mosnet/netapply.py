@@ -22,7 +22,7 @@ from typing import Any
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from mosnet import log, resolvconf
+from mosnet import log, ofcontrol, ofsock, ovs, resolvconf
 from mosnet.actions import (
     Action,
     AddAddress,
@@ -33,8 +33,12 @@ from mosnet.actions import (
     FlushAddresses,
     ForgetLocalMac,
     LinkUp,
+    OvsAddBridge,
+    OvsBaseFlows,
+    OvsDelBridge,
     SetMaster,
     SetNoMaster,
+    StartOvs,
     Sysctl,
     WriteResolvConf,
 )
@@ -46,7 +50,7 @@ RTNH_F_ONLINK = 4
 RT_SCOPE_LINK = 253
 NTF_MASTER = 0x04
 RTPROT_STATIC = 4
-_EXPECTED = (OSError, NetlinkError, MosnetError)  # what a step may fail with
+_EXPECTED = (OSError, NetlinkError, MosnetError, ValueError)  # what a step may fail with
 
 
 class InjectedFailure(MosnetError):
@@ -264,6 +268,38 @@ def _write_resolv(a: WriteResolvConf, ctx: _Ctx) -> None:
     resolvconf.write_atomic(a.path, text)
 
 
+def _ovs_result(result: ovs.Result) -> None:
+    for note in result.notes:
+        _log.info("ovs: %s", note)
+    if not result.ok:
+        raise MosnetError("; ".join(result.errors))
+
+
+def _datapath(name: str) -> ovs.Datapath:
+    return "netdev" if name == "netdev" else "system"
+
+
+def _start_ovs(a: StartOvs, ctx: _Ctx) -> None:
+    if ovs.running(a.run_dir):
+        _log.info("ovs: daemons already running in %s", a.run_dir)
+        return
+    _ovs_result(ovs.start(a.run_dir, datapath=_datapath(a.datapath)))
+
+
+def _ovs_add_bridge(a: OvsAddBridge, ctx: _Ctx) -> None:
+    dp = _datapath(a.datapath)
+    _ovs_result(ovs.build_bridge(a.nic, a.port, a.mac, run_dir=a.run_dir, datapath=dp))
+
+
+def _ovs_base_flows(a: OvsBaseFlows, ctx: _Ctx) -> None:
+    ofsock.install(ovs.paths(a.run_dir)["controller"], ofcontrol.restore_messages())
+
+
+def _ovs_del_bridge(a: OvsDelBridge, ctx: _Ctx) -> None:
+    if ovs.running(a.run_dir):
+        _ovs_result(ovs.remove_bridge(a.run_dir))
+
+
 _EXECUTORS: dict[type, Callable[[Any, _Ctx], None]] = {
     CreateBridge: _create_bridge,
     CreateVeth: _create_veth,
@@ -277,4 +313,8 @@ _EXECUTORS: dict[type, Callable[[Any, _Ctx], None]] = {
     AddAddress: _add_address,
     AddRoute: _add_route,
     WriteResolvConf: _write_resolv,
+    StartOvs: _start_ovs,
+    OvsAddBridge: _ovs_add_bridge,
+    OvsBaseFlows: _ovs_base_flows,
+    OvsDelBridge: _ovs_del_bridge,
 }

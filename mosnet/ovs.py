@@ -32,6 +32,7 @@ VSWITCHD_PATHS = ("/usr/lib/openvswitch-switch/ovs-vswitchd", "/usr/sbin/ovs-vsw
 OPENFLOW_PORTS = (6633, 6653, 6640)  # OpenFlow (old and IANA) and OVSDB
 Datapath = Literal["system", "netdev"]
 TIMEOUT = 20.0
+NIC_OFPORT, HOST_OFPORT = 1, 2  # mosnet.ofrules.NIC_PORT / HOST_PORT
 
 
 @dataclass(frozen=True)
@@ -209,11 +210,17 @@ def build_bridge(
     args = [
         *("--may-exist", "add-br", BRIDGE),
         *("--", "set", "bridge", BRIDGE, "fail_mode=secure", f"datapath_type={datapath}"),
+        "protocols=OpenFlow10,OpenFlow13",  # 1.3 for our controller, 1.0 for ovs-ofctl
         f'other-config:hwaddr="{bridge_mac(mac)}"',  # never the NIC's MAC
         *("--", "--may-exist", "add-port", BRIDGE, nic),
+        *("--", "set", "interface", nic, f"ofport_request={NIC_OFPORT}"),
         *("--", "--may-exist", "add-port", BRIDGE, port),
         *("--", "set", "interface", port, "type=internal", f'mac="{mac.lower()}"'),
+        f"ofport_request={HOST_OFPORT}",  # mosnet.ofrules relies on both numbers
         *("--", "set-controller", BRIDGE, f"punix:{ctl}"),
+        # a flood of unknown guest frames must not swamp the controller
+        *("--", "set", "controller", BRIDGE, "controller_rate_limit=1000"),
+        "controller_burst_limit=200",
     ]
     err = vsctl(run_dir, *args, timeout=timeout)
     return Result(errors=(err,) if err else ())
@@ -231,6 +238,23 @@ def replace_flows(flows: str, run_dir: str = RUN_DIR, *, timeout: float = TIMEOU
     argv = ["ovs-ofctl", f"--timeout={int(timeout)}", "replace-flows", target, "-"]
     err = _run(argv, run_dir, timeout + 2, stdin=flows)
     return Result(errors=(err,) if err else ())
+
+
+def running(run_dir: str = RUN_DIR) -> bool:
+    """Both daemons alive by their pidfiles (PID 1 may run the network phase twice)."""
+    p = paths(run_dir)
+    pids = [_read_pid(p["ovsdb_pid"]), _read_pid(p["vswitchd_pid"])]
+    return all(pid is not None and _alive(pid) for pid in pids)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, not ours to signal
+    return True
 
 
 def _stop_one(run_dir: str, ctl: str, pidfile: str, timeout: float) -> str | None:

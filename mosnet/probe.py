@@ -88,7 +88,7 @@ NA_FILTER = b"".join((
 ))  # fmt: skip
 
 
-def _attach_filter(sock: socket.socket, program: bytes) -> None:
+def attach_filter(sock: socket.socket, program: bytes) -> None:
     buf = ctypes.create_string_buffer(program)
     fprog = struct.pack("HL", len(program) // 8, ctypes.addressof(buf))
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
@@ -99,7 +99,7 @@ def packet_socket(ifname: str, ethertype: int, program: bytes) -> socket.socket:
     # protocol 0 until the filter is attached: no unfiltered frames queue up
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
     try:
-        _attach_filter(sock, program)
+        attach_filter(sock, program)
         sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
         sock.bind((ifname, ethertype))
         sock.setblocking(False)

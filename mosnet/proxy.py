@@ -32,6 +32,7 @@ leaves through the NIC as an outgoing frame, which the loop skips.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass
 from functools import cached_property
 from ipaddress import IPv4Address, IPv6Address
@@ -63,26 +64,42 @@ def _unicast_mac(mac: bytes) -> bool:
     return len(mac) == 6 and not mac[0] & 1 and mac != l2.ZERO_MAC
 
 
-def decide(frame: bytes, cfg: ProxyConfig, *, check_sum: bool = True) -> bytes | None:
+NO_GUESTS: frozenset[IPv4Address | IPv6Address] = frozenset()
+
+
+def decide(
+    frame: bytes,
+    cfg: ProxyConfig,
+    *,
+    check_sum: bool = True,
+    guests: Container[IPv4Address | IPv6Address] = NO_GUESTS,
+) -> bytes | None:
     """The reply frame for ``frame``, or None; never raises for any bytes.
 
     ``check_sum=False`` for NS frames whose ICMPv6 checksum the kernel left to
     offload (``TP_STATUS_CSUMNOTREADY``): then there is nothing to verify.
+    ``guests`` are learned guest addresses (``mosnet.guests``), answered like
+    configured ones, except a gateway.
     """
     try:
         eth = l2.Ethernet.decode(frame)
         if eth.src == cfg.nat_mac:  # our own frame, looped back by a bridge or switch
             return None
         if eth.ethertype == l2.ETH_P_ARP:
-            return _arp(eth, cfg)
+            return _arp(eth, cfg, guests)
         if eth.ethertype == l2.ETH_P_IPV6:
-            return _ns(eth, cfg, check_sum)
+            return _ns(eth, cfg, check_sum, guests)
     except l2.FrameError:
         pass
     return None
 
 
-def _arp(eth: l2.Ethernet, cfg: ProxyConfig) -> bytes | None:
+def _answered(ip: IPv4Address | IPv6Address, cfg: ProxyConfig, guests: Container[object]) -> bool:
+    mine = cfg.answered4 if isinstance(ip, IPv4Address) else cfg.answered6
+    return ip in mine or (ip in guests and ip not in cfg.gateways)
+
+
+def _arp(eth: l2.Ethernet, cfg: ProxyConfig, guests: Container[object]) -> bytes | None:
     arp = l2.Arp.decode(eth.payload)
     if arp.op != l2.ARP_REQUEST or arp.is_gratuitous:
         return None
@@ -90,16 +107,18 @@ def _arp(eth: l2.Ethernet, cfg: ProxyConfig) -> bytes | None:
         return None
     if not _unicast_mac(arp.sha) or arp.sha == cfg.nat_mac:
         return None
-    if arp.tpa not in cfg.answered4:
+    if not _answered(arp.tpa, cfg, guests):
         return None
     # a probe (sender 0.0.0.0) gets tpa 0.0.0.0 back: RFC 5227 2.1.1 conflict
     return l2.arp_reply(cfg.nat_mac, arp.tpa, arp.sha, arp.spa).frame(dst=arp.sha)
 
 
-def _ns(eth: l2.Ethernet, cfg: ProxyConfig, check_sum: bool) -> bytes | None:
+def _ns(
+    eth: l2.Ethernet, cfg: ProxyConfig, check_sum: bool, guests: Container[object]
+) -> bytes | None:
     ip6 = l2.IPv6.decode(eth.payload)
     msg = l2.decode_ndp(ip6, check_sum=check_sum)  # hop limit, code, checksum, options
-    if not isinstance(msg, l2.NeighborSolicitation) or msg.target not in cfg.answered6:
+    if not isinstance(msg, l2.NeighborSolicitation) or not _answered(msg.target, cfg, guests):
         return None
     target = msg.target
     if ip6.dst not in (l2.solicited_node(target), target):

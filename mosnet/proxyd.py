@@ -7,8 +7,9 @@ we send, and while the global bucket is empty frames are dropped unread, so
 a flood of 10k requests/s costs a recv each and no decoding. The socket's
 receive buffer bounds the rest: the kernel drops what we do not read.
 
-Linux-bridge path only; the OVS/OpenFlow path (packet-in) comes later and
-will reuse ``proxy.decide``.
+Linux-bridge path; in OVS mode ``mosnet.ofcontrol`` gets the same requests
+as packet-ins and uses the same ``proxy.decide`` and rate limiter.
+``guests`` are learned guest addresses (``mosnet.ndprelay`` fills them).
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ import socket
 import struct
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Container
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address
 
 from mosnet import l2, log, probe
-from mosnet.proxy import ProxyConfig, decide
+from mosnet.proxy import NO_GUESTS, ProxyConfig, decide
 
 _log = log.get("proxyd")
 
@@ -134,6 +136,7 @@ class _Loop:
     sock: socket.socket
     limiter: RateLimiter
     counters: Counters
+    guests: Container[IPv4Address | IPv6Address] = field(default=NO_GUESTS)
 
     def drain(self) -> bool:
         """Handle queued frames; False after a socket error (caller backs off)."""
@@ -156,7 +159,7 @@ class _Loop:
             self.counters.limited += 1
             return
         try:
-            reply = decide(frame, self.cfg, check_sum=check_sum)
+            reply = decide(frame, self.cfg, check_sum=check_sum, guests=self.guests)
         except Exception:  # decide() is fuzzed never to raise; a bug must not stop the proxy
             self.counters.errors += 1
             _log.exception("%s: proxy decision failed on %s", self.ifname, frame[:80].hex())
@@ -207,6 +210,7 @@ def run(
     limits: Limits = Limits(),
     poll_interval: float = 0.25,
     stats_every: float = 60.0,
+    guests: Container[IPv4Address | IPv6Address] = NO_GUESTS,
 ) -> Counters:
     """Answer for ``cfg``'s addresses on ``ifname`` until ``should_stop()``.
 
@@ -217,7 +221,7 @@ def run(
     """
     sock = open_socket(ifname, cfg)
     counters = Counters()
-    loop = _Loop(ifname, cfg, sock, RateLimiter(limits, clock), counters)
+    loop = _Loop(ifname, cfg, sock, RateLimiter(limits, clock), counters, guests)
     addrs = ", ".join([*map(str, sorted(cfg.answered4)), *map(str, sorted(cfg.answered6))])
     _log.info("%s: ARP/NDP proxy for %s at %s", ifname, addrs, l2.mac_str(cfg.nat_mac))
     poller = select.poll()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from pyroute2 import IPRoute
 
-from mosnet import announce, discover, log, macnat, netapply, netif, probe
+from mosnet import announce, discover, log, macnat, netapply, netif, ovs, probe
 from mosnet.config import NetConfig
 from mosnet.plan import Plan, plan
 
@@ -32,15 +32,6 @@ class StaticResult:
     applied: netapply.ApplyResult
     chosen: str | None  # the NIC the probe (or the user) picked
     uplink_mac: str | None = None
-
-
-def enable_macnat(the_plan: Plan, nics: tuple[discover.Nic, ...]) -> str | None:
-    """MAC NAT for guests on br-mosnet (Linux bridge); returns the NIC MAC used."""
-    uplink = next((n for n in nics if n.name == the_plan.nic), None)
-    if uplink is None or the_plan.backend != "linux":
-        return None
-    macnat.apply(uplink.name, uplink.mac)
-    return uplink.mac
 
 
 def _discover(cfg: NetConfig, include: tuple[str, ...]) -> tuple[discover.Nic, ...]:
@@ -135,12 +126,12 @@ def bring_up(
     """
     nics = _discover(cfg, include)
     chosen = choose_nic(cfg, nics)
-    the_plan = plan(cfg, nics, chosen, resolv_conf=resolv_conf)
+    the_plan = plan(cfg, nics, chosen, ovs_available=ovs.available(), resolv_conf=resolv_conf)
     for line in the_plan.render().splitlines():
         _log.info("plan: %s", line)
     # MAC NAT first: its guard then already drops what the new bridge itself
     # sends on coming up (IGMP reports from its own MAC) before the switch sees it.
-    mac = enable_macnat(the_plan, nics) if the_plan.ok else None
+    mac = macnat.enable(the_plan, nics) if the_plan.ok else None
     applied = netapply.apply(the_plan)
     result = StaticResult(the_plan, applied, chosen, mac)
     if applied.ok or applied.rolled_back:

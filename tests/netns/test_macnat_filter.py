@@ -253,3 +253,71 @@ def test_macnat_ipv6_drops_guest_ndp_and_rewrites_data(lab: Lab) -> None:
     rules = [i["rule"] for i in json.loads(table.stdout)["nftables"] if "rule" in i]
     ndp = next(r for r in rules if r.get("comment") == "guest NDP")
     assert next(e["counter"] for e in ndp["expr"] if "counter" in e)["packets"] > 0
+
+
+PROXY = textwrap.dedent("""
+    import sys
+    from ipaddress import ip_address
+    from mosnet import log, netif, proxyproc
+    from mosnet.proxy import ProxyConfig
+    log.setup()
+    nic, host4, gw4, gw6 = sys.argv[1:5]
+    cfg = ProxyConfig(netif.interface_mac(nic), frozenset({ip_address(host4)}), frozenset(),
+                      frozenset({ip_address(gw4), ip_address(gw6)}))
+    sys.exit(proxyproc.child_main(proxyproc.ProxySpec(nic, cfg)))
+""")
+L2ASK = str(REPO / "tests" / "netns" / "l2ask.py")
+
+
+def _ask(lab: Lab, *targets: str) -> dict[str, str]:
+    """What the provider hears back for ARP/NS about each target (``-``: nothing)."""
+    out = {}
+    for t in targets:
+        src = f"{lab.net6}::7" if ":" in t else f"{lab.net4}.7"
+        line = lab.run(lab.prov, PY, L2ASK, "pbr", src, t).stdout.split(maxsplit=1)
+        out[t] = line[1].strip()
+    return out
+
+
+def test_proxy_and_ndp_relay_carry_ipv6_guests(lab: Lab) -> None:
+    """No static neighbours: the relay carries the guest's NS/NA out with the
+    NIC MAC and the proxy answers the provider for learned guest addresses,
+    never for the gateway or an unconfigured address."""
+    res = lab.macnat(f"r = macnat.apply('up0', {UPMAC!r}, ('c0',))\nprint(r.ok)")
+    assert res.strip() == "True"
+    for ns, dev in ((lab.prov, "pbr"), (lab.ct, "ct0")):
+        lab.run(ns, "ip", "-6", "neigh", "flush", "dev", dev, check=False)
+    lab.flush_neigh()
+    argv = ["ip", "netns", "exec", lab.srv, PY, "-c", PROXY, "up0", f"{lab.net4}.2",
+            f"{lab.net4}.1", f"{lab.net6}::1"]  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
+    err = ""
+    try:
+        before = lab.drops()
+        with lab.capture() as frames:
+            assert lab.ping(lab.ct, f"{lab.net6}::1"), "container -> gateway (IPv6, real NDP)"
+            assert lab.ping(lab.ct, f"{lab.net4}.1"), "container -> gateway (IPv4)"
+            lab.run(lab.prov, "ip", "-6", "neigh", "flush", "dev", "pbr", check=False)
+            assert lab.ping(lab.prov, f"{lab.net6}::50"), "gateway -> container (IPv6)"
+            answers = _ask(
+                lab, f"{lab.net4}.50", f"{lab.net6}::50", f"{lab.net4}.2",
+                f"{lab.net4}.1", f"{lab.net6}::1", f"{lab.net4}.99", f"{lab.net6}::99",
+            )  # fmt: skip
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+        assert lab.drops() == before, "the provider filter dropped nothing"
+        assert not _leaks(frames)
+        assert UPMAC in answers[f"{lab.net4}.50"].split(), err
+        assert set(answers[f"{lab.net6}::50"].split()) == {UPMAC}, (answers, err)
+        assert UPMAC in answers[f"{lab.net4}.2"].split()
+        for silent in (f"{lab.net4}.1", f"{lab.net6}::1", f"{lab.net4}.99", f"{lab.net6}::99"):
+            assert answers[silent] == "-", (silent, answers)
+        neigh = lab.run(lab.prov, "ip", "-j", "-6", "neigh", "show", "dev", "pbr").stdout
+        macs = {n["dst"]: n.get("lladdr") for n in json.loads(neigh)}
+        assert macs[f"{lab.net6}::50"] == UPMAC
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.communicate(timeout=10)
+    assert "guest address" in err and "NDP relay" in err, err

@@ -17,6 +17,7 @@ import json
 import os
 import pathlib
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -210,3 +211,148 @@ def test_ovs_macnat(lab: Lab) -> None:
     assert after["accepted"] > before["accepted"]
     neigh = lab.ns(lab.provider, "ip", "neigh", "show", f"{lab.prefix}.50")
     assert UPLINK_MAC in neigh, neigh
+
+
+# -- the whole OVS path: plan, apply, controller (learning, proxy, restore) ---------
+
+SUPERVISE = """
+import sys
+from ipaddress import ip_address
+from mosnet import log, netif, proxyproc
+from mosnet.proxy import ProxyConfig
+log.setup()
+nic, run_dir, host4, host6, gw4, gw6 = sys.argv[1:7]
+cfg = ProxyConfig(netif.interface_mac(nic), frozenset({ip_address(host4)}),
+                  frozenset({ip_address(host6)}), frozenset({ip_address(gw4), ip_address(gw6)}))
+proxyproc.Supervisor(proxyproc.ProxySpec(nic, cfg, "ovs", run_dir)).run()
+"""
+BRING_UP = """
+import sys
+from mosnet import cmdline, log, static
+log.setup()
+r = static.bring_up(cmdline.parse(sys.argv[1]).config, include=(sys.argv[2],),
+                    resolv_conf=sys.argv[3])
+print("OK" if r.applied.ok and r.plan.backend == "ovs" else f"FAIL {r.applied.errors}")
+"""
+L2ASK = str(REPO / "tests" / "netns" / "l2ask.py")
+
+
+def _ipv6_lab(lab: Lab) -> str:
+    """IPv6 on in provider and container (DAD off); the fixture turned it off."""
+    net6 = f"fd00:98:{int(lab.tag) % 250:x}"
+    for ns in (lab.provider, lab.container, lab.server):
+        for key in ("all", "default"):
+            lab.ns(ns, "sysctl", "-qw", f"net.ipv6.conf.{key}.disable_ipv6=0")
+            lab.ns(ns, "sysctl", "-qw", f"net.ipv6.conf.{key}.accept_dad=0")
+    t = lab.tag
+    _run("ip", "-n", lab.provider, "addr", "add", f"{net6}::1/64", "dev", f"opb{t}", "nodad")
+    c = lab.container
+    _run("ip", "-n", c, "addr", "add", f"{net6}::50/64", "dev", f"ocp{t}", "nodad")
+    _run("ip", "-n", c, "route", "add", "default", "via", f"{lab.prefix}.1")
+    _run("ip", "-n", c, "-6", "route", "add", "default", "via", f"{net6}::1")
+    return net6
+
+
+def _ofctl(lab: Lab, *args: str) -> str:
+    return _run("ovs-ofctl", args[0], f"unix:{ovs.paths(lab.run_dir)['mgmt']}", *args[1:])
+
+
+def _connected(log: pathlib.Path, times: int, timeout: float = 20.0) -> bool:
+    """The controller logged its ``times``-th connection (vswitchd's is_connected
+    stays false for connections accepted on a passive punix: target)."""
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if log.read_text().count("OpenFlow controller connected") >= times:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _proxy_child(supervisor_pid: int) -> int:
+    children = pathlib.Path(f"/proc/{supervisor_pid}/task/{supervisor_pid}/children")
+    found = [int(p) for p in children.read_text().split()]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def _answers(lab: Lab, net6: str, *targets: str) -> dict[str, str]:
+    out = {}
+    for t in targets:
+        src = f"{net6}::7" if ":" in t else f"{lab.prefix}.7"
+        text = lab.ns(lab.provider, sys.executable, L2ASK, f"opb{lab.tag}", src, t)
+        out[t] = text.split(maxsplit=1)[1].strip()
+    return out
+
+
+def _start_supervisor(lab: Lab, net6: str, tmp: pathlib.Path) -> subprocess.Popen[str]:
+    addrs = [f"{lab.prefix}.10", f"{net6}::10", f"{lab.prefix}.1", f"{net6}::1"]
+    argv = ["ip", "netns", "exec", lab.server, sys.executable, "-c", SUPERVISE, f"ou{lab.tag}",
+            lab.run_dir, *addrs]  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.Popen(argv, env=env, stderr=(tmp / "proxy.log").open("w"), text=True)
+
+
+def test_ovs_backend_end_to_end(lab: Lab, tmp_path: pathlib.Path) -> None:
+    """static.bring_up with mosbridge=ovs, then the controller: guests are learned,
+    IPv4 and IPv6 pass the provider's MAC filter both ways, the proxy answers for
+    host and guest addresses only, and a killed controller comes back with the
+    flows it needs."""
+    t, gw = lab.tag, f"{lab.prefix}.1"
+    net6 = _ipv6_lab(lab)
+    env = dict(os.environ, PYTHONPATH=str(REPO), MOSNET_OVS_DATAPATH="netdev",
+               MOSNET_OVS_RUN_DIR=lab.run_dir)  # fmt: skip
+    cmd = f"mosip4={lab.prefix}.10,{gw},255.255.255.0 mosip6={net6}::10/64,{net6}::1 mosbridge=ovs"
+    up = subprocess.run(
+        ["ip", "netns", "exec", lab.server, sys.executable, "-c", BRING_UP, cmd, f"ou{t}",
+         str(tmp_path / "resolv.conf")], env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert up.stdout.strip() == "OK", up.stdout + up.stderr
+    assert ovs.vsctl(lab.run_dir, "--may-exist", "add-port", BRIDGE, f"oc{t}") is None
+    assert _vsctl_get(lab, "interface", f"ou{t}", "ofport") == "1"
+    assert _vsctl_get(lab, "interface", "public", "ofport") == "2"
+    assert lab.ping(lab.server, gw), "host -> gateway on the base flows alone"
+
+    sup = _start_supervisor(lab, net6, tmp_path)
+    try:
+        assert _connected(tmp_path / "proxy.log", 1), (tmp_path / "proxy.log").read_text()
+        before = lab.counters()
+        assert lab.ping(lab.container, gw), "container -> gateway (IPv4)"
+        assert lab.ping(lab.container, f"{net6}::1"), "container -> gateway (IPv6)"
+        lab.ns(lab.provider, "ip", "neigh", "flush", "all")
+        assert lab.ping(lab.provider, f"{lab.prefix}.50"), "gateway -> container (IPv4)"
+        assert lab.ping(lab.provider, f"{net6}::50"), "gateway -> container (IPv6)"
+        answers = _answers(
+            lab, net6, f"{lab.prefix}.50", f"{net6}::50", f"{lab.prefix}.10", f"{net6}::10",
+            gw, f"{net6}::1", f"{lab.prefix}.99", f"{net6}::99",
+        )  # fmt: skip
+        after = lab.counters()
+        assert after["foreign_src"] == before["foreign_src"], (before, after)
+        assert after["foreign_dst"] == before["foreign_dst"], (before, after)
+        for mine in (f"{lab.prefix}.50", f"{net6}::50", f"{lab.prefix}.10", f"{net6}::10"):
+            assert set(answers[mine].split()) == {UPLINK_MAC}, (mine, answers)
+        for silent in (gw, f"{net6}::1", f"{lab.prefix}.99", f"{net6}::99"):
+            assert answers[silent] == "-", (silent, answers)
+        neigh = lab.ns(lab.provider, "ip", "neigh", "show", "nud", "reachable")
+        assert UPLINK_MAC in neigh and CT_MAC not in neigh, neigh
+
+        # Restore: flush the table, kill the controller; the supervisor's new one
+        # puts the base flows back and relearns the guest.
+        _ofctl(lab, "del-flows")
+        assert not lab.ping(lab.container, gw), "an empty secure bridge forwards nothing"
+        os.kill(_proxy_child(sup.pid), signal.SIGKILL)
+        import time
+
+        assert _connected(tmp_path / "proxy.log", 2), (tmp_path / "proxy.log").read_text()
+        time.sleep(0.5)
+        flows = _ofctl(lab, "dump-flows")
+        assert flows.count("cookie=0x6d6f736e01000000") == 7, flows
+        assert lab.ping(lab.container, gw), "container -> gateway after the restart"
+        assert lab.ping(lab.provider, f"{lab.prefix}.50"), "gateway -> container after it"
+        assert "cookie=0x6d6f736e02000000" in _ofctl(lab, "dump-flows")
+    finally:
+        sup.terminate()
+        sup.wait(timeout=10)
+    log = (tmp_path / "proxy.log").read_text()
+    assert "ended (signal 9)" in log and "guest address" in log, log

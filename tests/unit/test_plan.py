@@ -58,7 +58,8 @@ CASES: dict[str, tuple[str, str, str | None]] = {
     ),
     "err_no_nics": (V4, "none", None),
     "err_dhcp_no_offer": ("", "two_nics", None),
-    "err_ovs": (V4 + " mosbridge=ovs", "one_nic", "enp3s0"),
+    "ovs_static": (V4 + " mosbridge=ovs", "one_nic", "enp3s0"),
+    "ovs_dhcp": ("mosbridge=ovs", "two_nics", "eno2"),
 }
 
 

@@ -1,0 +1,164 @@
+"""NDP MAC NAT for the Linux-bridge backend, in user space (issue 6 §2-3).
+
+nftables cannot rewrite NDP's link-layer address options (they sit behind
+the ICMPv6 checksum, and nft 1.0.6 computes none for raw payload writes), so
+``mosnet.macnat`` drops guest NS/NA at the uplink. This relay picks them up
+where the guest sent them (a packet socket on all interfaces, keeping frames
+received on br-mosnet's guest ports), rewrites the Ethernet source and the
+SLLAO/TLLAO to the NIC MAC with a fresh checksum, and sends them out of the
+uplink itself. It also learns the guests' addresses (ARP sender, NS source,
+NA target) into a ``GuestTable`` that the ARP/NDP proxy answers for.
+
+Pure parts (``rewrite``, ``guest_port``) are separate from the socket loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import socket
+import struct
+import time
+from collections.abc import Callable
+
+from mosnet import guests, l2, log, probe
+from mosnet.bridge import BRIDGE
+from mosnet.proxyd import TokenBucket
+
+_log = log.get("ndprelay")
+ETH_P_ALL = 0x0003
+RELAY_RATE, RELAY_BURST = 200.0, 400.0
+_DRAIN = 64
+
+
+def _ins(code: int, jt: int, jf: int, k: int) -> bytes:
+    return struct.pack("HBBI", code, jt, jf, k)
+
+
+# ARP (any op), or IPv6 + ICMPv6 type 135/136.
+GUEST_FILTER = b"".join((
+    _ins(0x28, 0, 0, 12),  # 0 ldh [12] ethertype
+    _ins(0x15, 6, 0, l2.ETH_P_ARP),  # 1 ARP: accept at 8
+    _ins(0x15, 0, 6, l2.ETH_P_IPV6),  # 2 IPv6? else drop at 9
+    _ins(0x30, 0, 0, 20),  # 3 ldb [20] next header
+    _ins(0x15, 0, 4, l2.IPPROTO_ICMPV6),  # 4
+    _ins(0x30, 0, 0, 54),  # 5 ldb [54] ICMPv6 type
+    _ins(0x15, 1, 0, l2.ICMP6_NS),  # 6 NS: accept
+    _ins(0x15, 0, 1, l2.ICMP6_NA),  # 7 NA: accept, else drop
+    _ins(0x06, 0, 0, 0x40000),  # 8 accept
+    _ins(0x06, 0, 0, 0),  # 9 drop
+))  # fmt: skip
+
+
+def _all_interfaces_socket() -> socket.socket:
+    """Unbound (every interface); frames that slipped in before the filter are drained."""
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    try:
+        probe.attach_filter(sock, GUEST_FILTER)
+        sock.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                sock.recv(1)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def rewrite(frame: bytes, nat_mac: bytes) -> bytes | None:
+    """A guest NS/NA as the provider may see it (NIC MAC inside and out), or None."""
+    try:
+        eth = l2.Ethernet.decode(frame)
+        if eth.ethertype != l2.ETH_P_IPV6:
+            return None
+        ip6 = l2.IPv6.decode(eth.payload)
+        msg = l2.decode_ndp(ip6, check_sum=False)  # the guest's kernel may leave it to offload
+    except l2.FrameError:
+        return None
+    body: l2.NeighborSolicitation | l2.NeighborAdvertisement
+    if isinstance(msg, l2.NeighborSolicitation):
+        body = l2.NeighborSolicitation(msg.target, nat_mac if msg.sllao else None)
+    else:
+        body = l2.NeighborAdvertisement(
+            msg.target, msg.router, msg.solicited, msg.override, nat_mac if msg.tllao else None
+        )
+    icmp = body.encode(ip6.src, ip6.dst)
+    packet = l2.IPv6(ip6.src, ip6.dst, l2.IPPROTO_ICMPV6, 255, icmp, ip6.traffic_class,
+                     ip6.flow_label)  # fmt: skip
+    return l2.Ethernet(eth.dst, nat_mac, l2.ETH_P_IPV6, packet.encode()).encode()
+
+
+def guest_port(ifname: str, uplink: str, sysfs: str = "/sys/class/net") -> bool:
+    """Is ``ifname`` a port of br-mosnet other than the uplink?"""
+    if ifname == uplink:
+        return False
+    try:
+        master = os.path.basename(os.readlink(f"{sysfs}/{ifname}/master"))
+    except OSError:
+        return False
+    return master == BRIDGE
+
+
+class Relay:
+    """The socket loop; ``table`` is shared with the proxy, which answers from it."""
+
+    def __init__(
+        self,
+        uplink: str,
+        nat_mac: bytes,
+        table: guests.GuestTable,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.uplink, self.nat_mac, self.table, self.clock = uplink, nat_mac, table, clock
+        self.bucket = TokenBucket(RELAY_RATE, RELAY_BURST, clock())
+        self.ports: dict[str, tuple[bool, float]] = {}  # ifname -> (guest port?, checked)
+        self.relayed = 0
+
+    def _is_guest(self, ifname: str) -> bool:
+        cached = self.ports.get(ifname)
+        if cached is not None and self.clock() - cached[1] < 5.0:
+            return cached[0]
+        if len(self.ports) > 4096:
+            self.ports.clear()
+        verdict = guest_port(ifname, self.uplink)
+        self.ports[ifname] = (verdict, self.clock())
+        return verdict
+
+    def handle(self, frame: bytes, ifname: str, out: socket.socket) -> None:
+        if frame[6:12] == self.nat_mac or not self._is_guest(ifname):
+            return
+        mac, addresses = guests.frame_addresses(frame)
+        for ip in addresses:
+            learned = self.table.learn(ip, mac)
+            if learned is not None and learned[1]:
+                _log.info("guest address %s at %s (%s)", ip, l2.mac_str(mac), ifname)
+        if frame[12:14] != b"\x86\xdd" or not self.bucket.take(self.clock()):
+            return
+        rewritten = rewrite(frame, self.nat_mac)
+        if rewritten is not None:
+            with contextlib.suppress(OSError):
+                out.sendto(rewritten, (self.uplink, l2.ETH_P_IPV6))
+                self.relayed += 1
+
+    def run(self, should_stop: Callable[[], bool], poll_interval: float = 0.25) -> None:
+        listen = _all_interfaces_socket()
+        out = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        try:
+            _log.info("NDP relay: guest NS/NA leave %s as %s", self.uplink,
+                      l2.mac_str(self.nat_mac))  # fmt: skip
+            while not should_stop():
+                if select.select([listen], [], [], poll_interval)[0]:
+                    self._drain(listen, out)
+        finally:
+            listen.close()
+            out.close()
+
+    def _drain(self, listen: socket.socket, out: socket.socket) -> None:
+        for _ in range(_DRAIN):
+            try:
+                frame, addr = listen.recvfrom(2048)
+            except (BlockingIOError, InterruptedError):
+                return
+            if addr[2] != probe.PACKET_OUTGOING:
+                self.handle(frame, addr[0], out)

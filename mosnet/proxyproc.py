@@ -1,0 +1,131 @@
+"""The ARP/NDP proxy as a supervised child process of the daemon (issue 6 §4).
+
+The daemon forks ``@mosnet-proxy`` and forks it again when it dies (crash,
+``kill``, a broken OpenFlow connection), with a backoff when it keeps dying
+young. Being a fork of the daemon, it never imports anything: after
+switch_root the initramfs files are gone.
+
+* Linux bridge: announce the host addresses, then answer ARP/NDP on the NIC
+  (``mosnet.proxyd``) for them and for the guest addresses the NDP relay
+  (``mosnet.ndprelay``) learns; the relay also carries the guests' NS/NA out
+  with the NIC MAC.
+* Open vSwitch: announce, then be br-mosnet's OpenFlow controller
+  (``mosnet.ofcontrol`` over ``mosnet.ofsock``); connecting restores the
+  base flows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mosnet import guests, log, ndprelay, ofcontrol, ofsock, ovs, proctitle, proxyd
+from mosnet.proxy import ProxyConfig
+
+TITLE = "@mosnet-proxy"
+GUEST_TIMEOUT = 300.0  # Linux bridge: a guest address unseen this long is forgotten
+MAX_BACKOFF = 30.0
+STABLE = 10.0  # a child that lived this long resets the backoff
+
+_log = log.get("proxyproc")
+
+
+@dataclass(frozen=True)
+class ProxySpec:
+    ifname: str  # the uplink NIC: requests from the provider arrive there
+    config: ProxyConfig
+    backend: str = "linux"  # or "ovs"
+    ovs_run_dir: str = ovs.RUN_DIR
+
+
+def _run_linux(spec: ProxySpec, stop: threading.Event) -> None:
+    reserved = spec.config.v4 | spec.config.v6 | spec.config.gateways
+    table = guests.GuestTable(frozenset(reserved), time.monotonic, timeout=GUEST_TIMEOUT)
+    relay = ndprelay.Relay(spec.ifname, spec.config.nat_mac, table)
+    threading.Thread(target=relay.run, args=(stop.is_set,), daemon=True).start()
+    proxyd.run(spec.ifname, spec.config, stop.is_set, guests=table)
+
+
+def _run_ovs(spec: ProxySpec, stop: threading.Event) -> None:
+    path = ovs.paths(spec.ovs_run_dir)["controller"]
+    ofsock.serve(path, ofcontrol.Controller(spec.config, time.monotonic), stop.is_set)
+
+
+def child_main(spec: ProxySpec) -> int:
+    """The proxy process; returns its exit status (non-zero: restart me)."""
+    proctitle.set_title(TITLE)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    proxyd.announce_all(spec.ifname, spec.config)
+    try:
+        (_run_ovs if spec.backend == "ovs" else _run_linux)(spec, stop)
+    except Exception as exc:  # noqa: BLE001 - logged, and the supervisor restarts us
+        _log.error("proxy (%s) on %s failed: %s", spec.backend, spec.ifname, exc)
+        return 1
+    return 0
+
+
+class Supervisor:
+    """Keeps one proxy child alive until ``stop()``."""
+
+    def __init__(self, spec: ProxySpec, fork: Callable[[], int] = os.fork) -> None:
+        self.spec = spec
+        self.fork = fork
+        self.pid: int | None = None
+        self.restarts = 0
+        self._stopping = threading.Event()
+
+    def _spawn(self) -> int:
+        pid = self.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = child_main(self.spec)
+            finally:
+                os._exit(code)  # never return into the daemon's code
+        self.pid = pid
+        return pid
+
+    def run(self) -> None:
+        """Thread body: fork, wait, fork again."""
+        backoff = 1.0
+        while not self._stopping.is_set():
+            started = time.monotonic()
+            pid = self._spawn()
+            _log.info("proxy process %d started (%s on %s)", pid, self.spec.backend,
+                      self.spec.ifname)  # fmt: skip
+            status = _wait(pid)
+            self.pid = None
+            if self._stopping.is_set():
+                return
+            lived = time.monotonic() - started
+            backoff = 1.0 if lived >= STABLE else min(backoff * 2, MAX_BACKOFF)
+            self.restarts += 1
+            _log.warning("proxy process %d ended (%s) after %.1f s; restarting in %.0f s",
+                         pid, status, lived, backoff)  # fmt: skip
+            self._stopping.wait(backoff)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self.pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, signal.SIGTERM)
+
+
+def _wait(pid: int) -> str:
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            return "already reaped"
+        except InterruptedError:
+            continue
+        if os.WIFSIGNALED(status):
+            return f"signal {os.WTERMSIG(status)}"
+        return f"exit status {os.waitstatus_to_exitcode(status)}"
