@@ -67,8 +67,8 @@ def _pack(st: struct.Struct, *values: Any) -> bytes:
 
 
 def _unpack(st: struct.Struct, data: bytes, offset: int, what: str) -> tuple[Any, ...]:
-    if len(data) < offset + st.size:
-        raise OfError(f"{what}: {len(data) - offset} bytes, need {st.size}")
+    if not 0 <= offset <= len(data) - st.size:
+        raise OfError(f"{what}: {len(data) - offset} bytes at {offset}, need {st.size}")
     return st.unpack_from(data, offset)
 
 
