@@ -87,11 +87,20 @@ def _read_cmdline() -> str:
         return ""
 
 
+GUEST_MODULES = ("veth", "tun")
+
+
 def load_drivers(state: BootState) -> None:
     kver = os.uname().release
     index = modules.ModuleIndex.load(f"/lib/modules/{kver}")
     modules.install_helper()
-    modules.coldplug(modules.Loader(index))
+    loader = modules.Loader(index)
+    modules.coldplug(loader)
+    # Guests hang off br-mosnet through veth and tap devices; a netbooted
+    # root often has no module tree for this kernel, so load them while the
+    # initramfs still has them.
+    for name in GUEST_MODULES:
+        loader.load(name)
     state.modules_done = True
 
 

@@ -1,11 +1,16 @@
 """A switch_root for PID 1 that checks everything before it deletes anything.
 
-The sequence is the classic one (move the API mounts into the new root, empty
+The sequence is the classic one (put the API mounts into the new root, empty
 the initramfs, move the new root onto ``/``, chroot, exec the new init), but a
 wipe followed by a failed exec leaves a machine with no userspace at all. So
 ``preflight`` proves every precondition first and only then ``switch_root``
 starts changing state. The wipe walks directory fds and never crosses a mount
 point or follows a symlink, so a mistake in the plan cannot reach the new root.
+
+The API mounts are bound (``MS_BIND|MS_REC``), not moved: the initramfs keeps
+its own /proc, /sys, /dev and /run underneath. Daemons that stay in the
+initramfs root after the switch (Open vSwitch, started by PID 1) still find
+their sockets in /run and their devices in /sys and /proc by path.
 """
 
 from __future__ import annotations
@@ -332,11 +337,11 @@ def _apply_move(move: MountMove) -> None:
         try:
             if move.action == "create-and-move":
                 os.mkdir(move.target, 0o755)
-            _mount(move.source, move.target, sc.MS_MOVE)
+            _mount(move.source, move.target, sc.MS_BIND | sc.MS_REC)  # module docstring
             return
         except OSError as e:
             _log.warning(
-                "switch_root: cannot move %s to %s (%s); detaching it",
+                "switch_root: cannot bind %s to %s (%s); detaching it",
                 move.source,
                 move.target,
                 e.strerror or e,

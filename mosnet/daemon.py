@@ -14,6 +14,7 @@ import contextlib
 import os
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from mosnet import ipv6, log, proctitle, resolvconf
@@ -99,7 +100,9 @@ class LeaseKeeper:
         apply.remove(lease, self.client.ifname)
 
 
-def _follow_switch(notify_fd: int, root_fd: int | None) -> None:
+def _follow_switch(
+    notify_fd: int, root_fd: int | None, entered: Callable[[], None] = lambda: None
+) -> None:
     """Thread: wait for PID 1's word, then chroot into the real root."""
     try:
         data = os.read(notify_fd, 1)
@@ -114,6 +117,8 @@ def _follow_switch(notify_fd: int, root_fd: int | None) -> None:
         _log.info("daemon now runs in the real root")
     except OSError as exc:
         _log.error("cannot enter the real root: %s", exc)
+        return
+    entered()
 
 
 def _daemon_main(
@@ -133,7 +138,8 @@ def _daemon_main(
     supervisor = Supervisor(proxy) if proxy is not None else None
     if supervisor is not None:  # first: it forks, best with no other threads around yet
         threading.Thread(target=supervisor.run, daemon=True).start()
-    threading.Thread(target=_follow_switch, args=(notify_fd, root_fd), daemon=True).start()
+    entered = supervisor.renew if supervisor is not None else (lambda: None)
+    threading.Thread(target=_follow_switch, args=(notify_fd, root_fd, entered), daemon=True).start()
     if v6 is not None and v6.client is not None:
         threading.Thread(target=ipv6.run_forever, args=(v6, stop.is_set), daemon=True).start()
     _log.info("daemon started (pid %d)", os.getpid())

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
 from mosnet import l2
+from mosnet.proxy import ProxyConfig
 
 IpAddress = IPv4Address | IPv6Address
 DEFAULT_MAX = 1024
@@ -64,6 +65,12 @@ def frame_addresses(frame: bytes) -> tuple[bytes, list[IpAddress]]:
     except (l2.FrameError, ValueError):
         return b"", []
     return eth.src, [ip for ip in dict.fromkeys(found) if _usable(ip)]
+
+
+def reserved_for(proxy: ProxyConfig) -> frozenset[IpAddress]:
+    """What no guest may claim: the host's addresses (its link-local too) and gateways."""
+    host_ll = l2.link_local_eui64(proxy.nat_mac)
+    return frozenset(proxy.v4 | proxy.v6 | proxy.gateways | {host_ll})
 
 
 class GuestTable:

@@ -64,8 +64,7 @@ class Controller:
         self.clock = clock
         self.limiter = RateLimiter(limits, clock)
         self.xids = xids if xids is not None else itertools.count(1)
-        reserved = proxy.v4 | proxy.v6 | proxy.gateways
-        self.addresses = guests.GuestTable(frozenset(reserved), clock)
+        self.addresses = guests.GuestTable(guests.reserved_for(proxy), clock)
         self.guests: dict[bytes, Guest] = {}  # MAC -> port
         self.stats = Stats()
 
@@ -137,7 +136,7 @@ class Controller:
         port = pin.match.in_port
         if port == NIC_PORT:
             return self._answer(pin.data)
-        if port is None or port == HOST_PORT or port >= 0xFFFFFF00:
+        if port is None or port == HOST_PORT or not 0 < port < of.OVS_PORTS:
             return []
         out = self._learn_guest(port, pin.data)
         if out and pin.cookie == ofrules.cookie(ofrules.KIND_BASE):
@@ -168,7 +167,9 @@ class Controller:
             self.guests[mac] = Guest(port, mac)
             self.stats.learned_macs += 1
             _log.info("guest %s on port %d", l2.mac_str(mac), port)
-            out += self.base() + self._all_guest_flows()  # flood lists changed
+            # flood lists changed: an add with the same match replaces the actions
+            out += [self._add(f) for f in ofrules.base_flows(self._guest_ports())]
+            out += self._all_guest_flows()
         for ip in addresses:
             out += self._learn_address(ip, self.guests[mac])
         return out
@@ -196,7 +197,8 @@ class Controller:
         if ofrules.cookie_kind(fr.cookie) != ofrules.KIND_ADDR or fr.reason == OFPRR_DELETE:
             return []
         ip = self.addresses.by_index(fr.cookie & 0xFFFFFF)
-        if ip is None:
+        # A flow left by an earlier controller may carry the same index.
+        if ip is None or ip not in (fr.match.ipv4_dst, fr.match.ipv6_dst):
             return []
         self.addresses.forget(ip)
         self.stats.forgotten += 1

@@ -44,8 +44,8 @@ class ProxySpec:
 
 
 def _run_linux(spec: ProxySpec, stop: threading.Event) -> None:
-    reserved = spec.config.v4 | spec.config.v6 | spec.config.gateways
-    table = guests.GuestTable(frozenset(reserved), time.monotonic, timeout=GUEST_TIMEOUT)
+    reserved = guests.reserved_for(spec.config)
+    table = guests.GuestTable(reserved, time.monotonic, timeout=GUEST_TIMEOUT)
     relay = ndprelay.Relay(spec.ifname, spec.config.nat_mac, table)
     threading.Thread(target=relay.run, args=(stop.is_set,), daemon=True).start()
     proxyd.run(spec.ifname, spec.config, stop.is_set, guests=table)
@@ -80,6 +80,7 @@ class Supervisor:
         self.pid: int | None = None
         self.restarts = 0
         self._stopping = threading.Event()
+        self._renewing = threading.Event()
 
     def _spawn(self) -> int:
         pid = self.fork()
@@ -94,22 +95,47 @@ class Supervisor:
 
     def run(self) -> None:
         """Thread body: fork, wait, fork again."""
-        backoff = 1.0
+        backoff = 0.5  # doubled before the first wait: 1 s
         while not self._stopping.is_set():
             started = time.monotonic()
-            pid = self._spawn()
+            try:
+                pid = self._spawn()
+            except OSError as exc:  # EAGAIN, ENOMEM: try again later, never give up
+                _log.error("cannot fork the proxy process: %s", exc)
+                self._stopping.wait(MAX_BACKOFF)
+                continue
+            if self._stopping.is_set():  # stop() ran while we forked: it saw no pid
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGTERM)
             _log.info("proxy process %d started (%s on %s)", pid, self.spec.backend,
                       self.spec.ifname)  # fmt: skip
             status = _wait(pid)
             self.pid = None
             if self._stopping.is_set():
                 return
+            if self._renewing.is_set():
+                self._renewing.clear()
+                _log.info("proxy process %d replaced by one in the real root", pid)
+                continue
             lived = time.monotonic() - started
             backoff = 1.0 if lived >= STABLE else min(backoff * 2, MAX_BACKOFF)
             self.restarts += 1
             _log.warning("proxy process %d ended (%s) after %.1f s; restarting in %.0f s",
                          pid, status, lived, backoff)  # fmt: skip
             self._stopping.wait(backoff)
+
+    def renew(self) -> None:
+        """Replace the child at once (no backoff): called when the daemon has
+        entered the real root, so the new child resolves /sys and /run paths
+        there, not in the initramfs that switch_root emptied."""
+        pid = self.pid
+        if pid is None:
+            return
+        self._renewing.set()
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except OSError:
+            self._renewing.clear()  # already gone: its death is a real one
 
     def stop(self) -> None:
         self._stopping.set()

@@ -1,0 +1,532 @@
+"""br-mosnet's OpenFlow table in OVS mode (mosnet.ofrules).
+
+Three layers: the flows as data (priorities, cookies, timeouts), the MAC NAT
+safety property per action list, and a small model of OVS's table lookup
+(highest priority wins, actions applied in order) that runs every combination
+of frame kind, source, destination and in_port through a table with two
+guests, so that no frame from a guest port can leave the uplink with
+anything but the NAT MAC. Every flow is encoded with ``openflow.flow_mod``;
+when ovs-ofctl is installed, OVS's own decoder reads each one back.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import subprocess
+from collections.abc import Iterator
+from ipaddress import IPv4Address, IPv6Address
+
+import pytest
+
+from mosnet import l2, ofrules
+from mosnet import openflow as of
+from mosnet.ofrules import (
+    HOST_PORT,
+    KIND_ADDR,
+    KIND_BASE,
+    KIND_GUEST,
+    NIC_PORT,
+    Flow,
+    Guest,
+    address_flows,
+    base_flows,
+    cookie,
+    cookie_kind,
+    guest_flows,
+    render,
+)
+from mosnet.openflow import OFPP_CONTROLLER, Match, Output, SetField
+
+NAT = bytes.fromhex("02aa00000001")
+MAC_A = bytes.fromhex("02cc00000003")
+MAC_B = bytes.fromhex("02dd00000004")
+STRANGER = bytes.fromhex("02ee00000005")
+PROVIDER = bytes.fromhex("02bb00000002")
+A, B = Guest(3, MAC_A), Guest(4, MAC_B)
+GUEST_PORTS = [3, 4]
+A4, B4, A6 = IPv4Address("10.70.0.50"), IPv4Address("10.70.0.51"), IPv6Address("fd00:70::50")
+GW4, GW6 = IPv4Address("10.70.0.1"), IPv6Address("fe80::1")
+A_LL = l2.link_local_eui64(MAC_A)
+ETH_ARP, ETH_IP, ETH_IPV6 = 0x0806, 0x0800, 0x86DD
+OVS_OFCTL = shutil.which("ovs-ofctl") or shutil.which("ovs-ofctl", path="/usr/bin")
+
+
+def full_table() -> list[Flow]:
+    return [
+        *base_flows(GUEST_PORTS),
+        *guest_flows(A, NAT, GUEST_PORTS),
+        *guest_flows(B, NAT, GUEST_PORTS),
+        *address_flows(A4, A, 1),
+        *address_flows(A6, A, 2),
+        *address_flows(B4, B, 3),
+    ]
+
+
+def every_flow() -> Iterator[Flow]:
+    """All flows of a few layouts, edge ports included."""
+    yield from full_table()
+    yield from base_flows([])
+    yield from base_flows(list(range(3, 64)))
+    edge = Guest(0xFEFF, MAC_B)
+    yield from guest_flows(edge, NAT, [3, 0xFEFF])
+    yield from address_flows(IPv4Address("192.0.2.1"), edge, 0xFFFFFF)
+    yield from address_flows(IPv6Address("2001:db8::1"), edge, 0xFFFFFF)
+
+
+def encode(flow: Flow, xid: int = 1) -> bytes:
+    return of.flow_mod(
+        xid, match=flow.match, actions=flow.actions, priority=flow.priority,
+        cookie=flow.cookie, idle_timeout=flow.idle_timeout, flags=flow.flags,
+    )  # fmt: skip
+
+
+def outputs(flow: Flow) -> list[int]:
+    return [a.port for a in flow.actions if isinstance(a, Output)]
+
+
+def find(flows: list[Flow], match: Match) -> Flow:
+    (hit,) = [f for f in flows if f.match == match]
+    return hit
+
+
+# --- base flows -------------------------------------------------------------------
+
+
+def test_base_flows_are_seven_with_the_base_cookie() -> None:
+    flows = base_flows(GUEST_PORTS)
+    assert len(flows) == 7
+    assert {f.cookie for f in flows} == {cookie(KIND_BASE)}
+    assert all(cookie_kind(f.cookie) == KIND_BASE for f in flows)
+    assert all(f.idle_timeout == 0 and f.flags == 0 for f in flows)
+    assert len({(f.priority, f.match) for f in flows}) == 7
+
+
+def test_arp_requests_and_ns_from_the_uplink_go_to_the_controller_and_the_host() -> None:
+    flows = base_flows(GUEST_PORTS)
+    arp = find(flows, Match(in_port=NIC_PORT, eth_type=ETH_ARP, arp_op=1))
+    ns = find(flows, Match(in_port=NIC_PORT, eth_type=ETH_IPV6, ip_proto=58, icmpv6_type=135))
+    for flow in (arp, ns):
+        assert flow.actions == (Output(OFPP_CONTROLLER, of.OFPCML_NO_BUFFER), Output(HOST_PORT))
+        assert flow.priority > max(f.priority for f in flows if f not in (arp, ns))
+
+
+def test_broadcast_from_the_uplink_reaches_the_host_and_the_guests() -> None:
+    flows = base_flows([3, 7, 9])
+    mcast = find(flows, Match(in_port=NIC_PORT, eth_dst=ofrules.MULTICAST,
+                              eth_dst_mask=ofrules.MULTICAST))  # fmt: skip
+    assert outputs(mcast) == [HOST_PORT, 3, 7, 9]
+    rest = find(flows, Match(in_port=NIC_PORT))
+    assert outputs(rest) == [HOST_PORT] and rest.priority < mcast.priority
+
+
+def test_host_frames_go_out_the_uplink_and_broadcasts_to_the_guests() -> None:
+    flows = base_flows([3, 7])
+    mcast = find(flows, Match(in_port=HOST_PORT, eth_dst=ofrules.MULTICAST,
+                              eth_dst_mask=ofrules.MULTICAST))  # fmt: skip
+    assert outputs(mcast) == [NIC_PORT, 3, 7]
+    assert outputs(find(flows, Match(in_port=HOST_PORT))) == [NIC_PORT]
+
+
+def test_no_guests_no_guest_outputs() -> None:
+    for flow in base_flows([]):
+        assert set(outputs(flow)) <= {NIC_PORT, HOST_PORT, OFPP_CONTROLLER}
+
+
+def test_the_catch_all_sends_unknown_guests_to_the_controller() -> None:
+    flows = base_flows(GUEST_PORTS)
+    catch_all = find(flows, Match())
+    assert catch_all.priority == 1
+    assert catch_all.actions == (Output(OFPP_CONTROLLER, of.OFPCML_NO_BUFFER),)
+    assert min(f.priority for f in flows) == 1
+
+
+# --- guest flows ------------------------------------------------------------------
+
+
+def _is_kind(m: Match, eth_type: int, icmp: int | None = None) -> bool:
+    return m.eth_type == eth_type and (icmp is None or m.icmpv6_type == icmp)
+
+
+@pytest.mark.parametrize("guest", [A, B, Guest(0xFEFF, MAC_B)])
+def test_every_uplink_output_from_a_guest_is_rewritten_first(guest: Guest) -> None:
+    """The key safety property: the provider only ever sees the NAT MAC."""
+    flows = guest_flows(guest, NAT, [3, 4, guest.port])
+    checked = 0
+    for flow in flows:
+        acts = list(flow.actions)
+        if Output(NIC_PORT) not in acts:
+            continue
+        checked += 1
+        first_out = acts.index(Output(NIC_PORT))
+        before = acts[:first_out]
+        assert SetField("eth_src", NAT) in before, render(flow)
+        m = flow.match
+        assert m.in_port == guest.port and m.eth_src == guest.mac, render(flow)
+        if _is_kind(m, ETH_ARP):
+            assert SetField("arp_sha", NAT) in before, render(flow)
+        if _is_kind(m, ETH_IPV6, 135):
+            assert SetField("nd_sll", NAT) in before, render(flow)
+        if _is_kind(m, ETH_IPV6, 136):
+            assert SetField("nd_tll", NAT) in before, render(flow)
+        # nothing after the rewrite undoes it
+        assert all(not isinstance(a, SetField) or a.value == NAT for a in acts), render(flow)
+    assert checked == 5  # ARP, NS, NA, multicast, unicast
+
+
+def test_guest_ndp_and_arp_also_reach_the_controller() -> None:
+    flows = guest_flows(A, NAT, GUEST_PORTS)
+    for flow in flows:
+        m = flow.match
+        if _is_kind(m, ETH_ARP) or m.icmpv6_type in (135, 136):
+            assert flow.actions[0] == Output(OFPP_CONTROLLER, of.OFPCML_NO_BUFFER)
+            assert outputs(flow)[1:3] == [HOST_PORT, B.port]
+
+
+@pytest.mark.parametrize("icmp", [133, 134, 137])
+def test_router_solicitations_adverts_and_redirects_are_dropped(icmp: int) -> None:
+    flows = guest_flows(A, NAT, GUEST_PORTS)
+    want = Match(in_port=A.port, eth_src=MAC_A, eth_type=ETH_IPV6, ip_proto=58, icmpv6_type=icmp)
+    drop = find(flows, want)
+    assert drop.actions == ()
+    others = [f for f in flows if f.match.in_port == A.port and f.match.icmpv6_type is None]
+    mcast = find(others, Match(in_port=A.port, eth_src=MAC_A, eth_dst=ofrules.MULTICAST,
+                               eth_dst_mask=ofrules.MULTICAST))  # fmt: skip
+    assert drop.priority > mcast.priority
+
+
+def test_frames_to_the_guest_mac_go_to_its_port_above_everything_else() -> None:
+    flows = guest_flows(A, NAT, GUEST_PORTS)
+    to_guest = find(flows, Match(eth_dst=MAC_A))
+    assert to_guest.actions == (Output(A.port),)
+    assert to_guest.priority > max(f.priority for f in flows if f is not to_guest)
+    for other in (*guest_flows(B, NAT, GUEST_PORTS), *address_flows(A4, A, 1)):
+        if other.match.in_port is not None:  # B's own to-MAC flow is disjoint
+            assert to_guest.priority > other.priority, render(other)
+    # only the uplink's ARP requests and NS (the proxy's) rank higher
+    above = [f for f in base_flows(GUEST_PORTS) if f.priority >= to_guest.priority]
+    assert all(f.match.in_port == NIC_PORT and f.match.eth_type for f in above)
+
+
+def test_guest_frames_to_the_nat_mac_go_to_the_host_only() -> None:
+    flows = guest_flows(A, NAT, GUEST_PORTS)
+    to_host = find(flows, Match(in_port=A.port, eth_src=MAC_A, eth_dst=NAT))
+    assert to_host.actions == (Output(HOST_PORT),)
+
+
+def test_a_guest_never_floods_back_to_its_own_port() -> None:
+    for flow in guest_flows(A, NAT, [3, 4, 5]):
+        if flow.match.in_port == A.port:
+            assert A.port not in outputs(flow)
+            assert outputs(flow).count(5) <= 1
+
+
+def test_guest_flows_carry_the_guest_cookie_and_no_timeout() -> None:
+    flows = guest_flows(A, NAT, GUEST_PORTS)
+    assert {f.cookie for f in flows} == {cookie(KIND_GUEST)}
+    assert all(f.idle_timeout == 0 and f.flags == 0 for f in flows)
+
+
+# --- address flows ----------------------------------------------------------------
+
+
+def test_ipv4_address_flows() -> None:
+    ip_flow, arp_flow = address_flows(A4, A, 42)
+    assert {ip_flow.cookie, arp_flow.cookie} == {cookie(KIND_ADDR, 42)}
+    assert ip_flow.match == Match(in_port=NIC_PORT, eth_type=ETH_IP, ipv4_dst=A4)
+    assert ip_flow.actions == (SetField("eth_dst", MAC_A), Output(A.port))
+    assert arp_flow.match == Match(in_port=NIC_PORT, eth_type=ETH_ARP, arp_tpa=A4)
+    assert arp_flow.actions == (SetField("arp_tha", MAC_A), SetField("eth_dst", MAC_A),
+                                Output(A.port))  # fmt: skip
+    assert ip_flow.idle_timeout == arp_flow.idle_timeout == ofrules.IDLE_TIMEOUT
+    assert ip_flow.flags == ofrules.OFPFF_SEND_FLOW_REM and arp_flow.flags == 0
+
+
+def test_ipv6_address_flow() -> None:
+    (flow,) = address_flows(A6, A, 7)
+    assert flow.cookie == cookie(KIND_ADDR, 7)
+    assert flow.match == Match(in_port=NIC_PORT, eth_type=ETH_IPV6, ipv6_dst=A6)
+    assert flow.actions == (SetField("eth_dst", MAC_A), Output(A.port))
+    assert flow.idle_timeout == ofrules.IDLE_TIMEOUT
+    assert flow.flags == ofrules.OFPFF_SEND_FLOW_REM
+
+
+def test_address_flows_lose_to_uplink_arp_requests_and_ns() -> None:
+    """Requests for a guest address are the proxy's: they must not go to the guest."""
+    base = max(f.priority for f in base_flows([]) if f.match.in_port == NIC_PORT)
+    assert all(f.priority < base for f in [*address_flows(A4, A, 1), *address_flows(A6, A, 2)])
+
+
+# --- cookies ----------------------------------------------------------------------
+
+
+def test_cookies() -> None:
+    assert cookie(KIND_BASE) == 0x6D6F736E_01000000
+    assert cookie(KIND_ADDR, 5) == 0x6D6F736E_03000005
+    assert cookie(KIND_ADDR, 0x1000005) == cookie(KIND_ADDR, 5)  # 24-bit index
+    assert [cookie_kind(cookie(k, 9)) for k in (KIND_BASE, KIND_GUEST, KIND_ADDR)] == [1, 2, 3]
+    assert cookie(KIND_ADDR, 0xFFFFFF) & 0xFFFFFF == 0xFFFFFF
+
+
+@pytest.mark.parametrize("foreign", [0, 1, 0x12345678_03000001, (1 << 64) - 1, 0x6D6F736F << 32])
+def test_foreign_cookies_have_no_kind(foreign: int) -> None:
+    assert cookie_kind(foreign) is None
+
+
+# --- render -----------------------------------------------------------------------
+
+
+def test_render() -> None:
+    base = base_flows([3])
+    arp = "priority=300,in_port=1,eth_type=2054,arp_op=1 actions=CONTROLLER,output:2"
+    assert render(base[0]) == arp
+    assert render(find(base, Match())) == "priority=1 actions=CONTROLLER"
+    mcast = "eth_dst=01:00:00:00:00:00/01:00:00:00:00:00"
+    assert render(base[2]) == f"priority=100,in_port=1,{mcast} actions=output:2,output:3"
+    drop = [f for f in guest_flows(A, NAT, GUEST_PORTS) if not f.actions]
+    assert render(drop[0]).endswith(",icmpv6_type=133 actions=drop")
+    ip_flow, arp_flow = address_flows(A4, A, 1)
+    assert render(ip_flow) == (
+        "priority=200,in_port=1,eth_type=2048,ipv4_dst=10.70.0.50,idle_timeout=300 "
+        "actions=set_field:02:cc:00:00:00:03->eth_dst,output:3"
+    )
+    assert "set_field:02:cc:00:00:00:03->arp_tha," in render(arp_flow)
+    unicast = find(guest_flows(A, NAT, GUEST_PORTS), Match(in_port=3, eth_src=MAC_A))
+    assert render(unicast) == (
+        "priority=200,in_port=3,eth_src=02:cc:00:00:00:03 "
+        "actions=set_field:02:aa:00:00:00:01->eth_src,output:1"
+    )
+
+
+# --- encoding ---------------------------------------------------------------------
+
+
+def test_every_flow_passes_the_prerequisite_checks_and_encodes() -> None:
+    count = 0
+    for flow in every_flow():
+        flow.match.check()
+        msg = encode(flow)
+        header = of.parse_header(msg)
+        assert (header.version, header.type, header.length) == (4, of.OFPT_FLOW_MOD, len(msg))
+        match, _ = Match.decode(msg, 8 + 40)
+        assert match == flow.match
+        count += 1
+    assert count > 50
+
+
+@pytest.mark.skipif(OVS_OFCTL is None, reason="ovs-ofctl is not installed")
+def test_ovs_ofctl_decodes_every_flow() -> None:
+    assert OVS_OFCTL is not None
+    for flow in every_flow():
+        msg = encode(flow, 0x77)
+        res = subprocess.run([OVS_OFCTL, "ofp-print", msg.hex()], capture_output=True,
+                             text=True, timeout=10)  # fmt: skip
+        text = res.stdout + res.stderr
+        assert res.returncode == 0, text
+        for word in ("error", "bad", "truncated", "warn", "lacks"):
+            assert word not in text.lower(), (render(flow), text)
+        assert res.stdout.startswith("OFPT_FLOW_MOD (OF1.3) (xid=0x77): ADD"), text
+        assert f"priority={flow.priority}" in text and f"cookie:{flow.cookie:#x}" in text, text
+        if flow.idle_timeout:
+            assert f"idle:{flow.idle_timeout}" in text, text
+        assert ("send_flow_rem" in text) == bool(flow.flags & ofrules.OFPFF_SEND_FLOW_REM), text
+        if Output(NIC_PORT) in flow.actions and flow.match.in_port not in (NIC_PORT, HOST_PORT):
+            assert f"set_field:{l2.mac_str(NAT)}->eth_src,output:1" in text, text
+        if not flow.actions:
+            assert "actions=drop" in text, text
+
+
+# --- a model of the table ---------------------------------------------------------
+
+
+def packet_fields(frame: bytes, in_port: int) -> dict[str, object]:
+    """The match fields OVS would extract from ``frame`` (those Match knows, plus nd_*)."""
+    eth = l2.Ethernet.decode(frame)
+    f: dict[str, object] = {"in_port": in_port, "eth_dst": eth.dst, "eth_src": eth.src,
+                            "eth_type": eth.ethertype}  # fmt: skip
+    if eth.ethertype == ETH_ARP:
+        arp = l2.Arp.decode(eth.payload)
+        f.update(arp_op=arp.op, arp_spa=arp.spa, arp_tpa=arp.tpa, arp_sha=arp.sha, arp_tha=arp.tha)
+    elif eth.ethertype == ETH_IP:
+        f.update(ip_proto=eth.payload[9], ipv4_dst=IPv4Address(eth.payload[16:20]))
+    elif eth.ethertype == ETH_IPV6:
+        ip6 = l2.IPv6.decode(eth.payload)
+        f.update(ip_proto=ip6.next_header, ipv6_src=ip6.src, ipv6_dst=ip6.dst)
+        if ip6.next_header == 58:
+            f.update(icmpv6_type=ip6.payload[0], icmpv6_code=ip6.payload[1])
+            if ip6.payload[0] in (135, 136):
+                msg = l2.decode_ndp(ip6)
+                f["nd_target"] = msg.target
+                lla = msg.sllao if isinstance(msg, l2.NeighborSolicitation) else msg.tllao
+                if lla is not None:
+                    f["nd_sll" if ip6.payload[0] == 135 else "nd_tll"] = lla
+            elif ip6.payload[0] in ofrules.ND_DROPPED:  # an option no set_field reaches
+                f["other_lla"] = eth.src
+    return f
+
+
+def matches(m: Match, pkt: dict[str, object]) -> bool:
+    for name, want in vars(m).items():
+        if want is None or name == "eth_dst_mask":
+            continue
+        have = pkt.get(name)
+        if name == "eth_dst" and m.eth_dst_mask is not None:
+            mask = int.from_bytes(m.eth_dst_mask)
+            assert isinstance(have, bytes)
+            if int.from_bytes(have) & mask != int.from_bytes(want) & mask:
+                return False
+        elif have != want:
+            return False
+    return True
+
+
+def lookup(flows: list[Flow], pkt: dict[str, object]) -> Flow | None:
+    hits = [f for f in flows if matches(f.match, pkt)]
+    if not hits:
+        return None
+    top = max(f.priority for f in hits)
+    winners = {f.actions for f in hits if f.priority == top}
+    assert len(winners) == 1, f"ambiguous: {[render(f) for f in hits if f.priority == top]}"
+    return next(f for f in hits if f.priority == top)
+
+
+def run(flows: list[Flow], pkt: dict[str, object]) -> list[tuple[int, dict[str, object]]]:
+    """(port, the packet as it leaves there) for each output of the winning flow."""
+    flow = lookup(flows, pkt)
+    state, out = dict(pkt), []
+    for action in flow.actions if flow else ():
+        if isinstance(action, SetField):
+            if action.field in ("nd_sll", "nd_tll") and action.field not in state:
+                continue  # OVS rewrites an option that is there, adds none
+            state[action.field] = action.value
+        else:
+            out.append((action.port, dict(state)))
+    return out
+
+
+def _icmp6(src: IPv6Address, dst: IPv6Address, icmp_type: int, body: bytes = b"\0" * 20) -> bytes:
+    packet = l2.IPv6(src, dst, 58, 255, bytes((icmp_type, 0, 0, 0)) + body)
+    return packet.encode()
+
+
+def ipv4(src: bytes, dst: bytes, src_ip: IPv4Address, dst_ip: IPv4Address) -> bytes:
+    header = bytes.fromhex("4500001c0001000040110000") + src_ip.packed + dst_ip.packed
+    return l2.Ethernet(dst, src, ETH_IP, header + b"\0" * 8).encode()
+
+
+def frame_of(kind: str, src: bytes, dst: bytes) -> bytes:
+    """One frame of ``kind`` from ``src`` to ``dst`` (payload addresses follow the MACs)."""
+    ll = l2.link_local_eui64(src)
+    if kind == "arp_request":
+        return l2.Ethernet(dst, src, ETH_ARP, l2.arp_request(src, A4, GW4).encode()).encode()
+    if kind == "arp_reply":
+        payload = l2.arp_reply(src, A4, dst, GW4).encode()
+        return l2.Ethernet(dst, src, ETH_ARP, payload).encode()
+    if kind == "ipv4":
+        return ipv4(src, dst, A4, GW4)
+    if kind == "ipv6_udp":
+        packet = l2.IPv6(A6, IPv6Address("2001:db8::1"), 17, 64, b"\0" * 8).encode()
+        return l2.Ethernet(dst, src, ETH_IPV6, packet).encode()
+    if kind == "ns":
+        icmp = l2.NeighborSolicitation(GW6, src).encode(ll, l2.solicited_node(GW6))
+        packet = l2.IPv6(ll, l2.solicited_node(GW6), 58, 255, icmp).encode()
+        return l2.Ethernet(dst, src, ETH_IPV6, packet).encode()
+    if kind == "dad_ns":
+        icmp = l2.NeighborSolicitation(A6).encode(l2.UNSPECIFIED6, l2.solicited_node(A6))
+        packet = l2.IPv6(l2.UNSPECIFIED6, l2.solicited_node(A6), 58, 255, icmp).encode()
+        return l2.Ethernet(dst, src, ETH_IPV6, packet).encode()
+    if kind == "na":
+        advert = l2.NeighborAdvertisement(A6, solicited=True, tllao=src)
+        return l2.na_frame(src, A6, GW6, advert, dst_mac=dst)
+    if kind in ("rs", "ra", "redirect"):
+        icmp_type = {"rs": 133, "ra": 134, "redirect": 137}[kind]
+        packet = _icmp6(ll, IPv6Address("ff02::2"), icmp_type, b"\0" * 4 + b"\x01\x01" + src)
+        return l2.Ethernet(dst, src, ETH_IPV6, packet).encode()
+    raise AssertionError(kind)
+
+
+KINDS = ("arp_request", "arp_reply", "ipv4", "ipv6_udp", "ns", "dad_ns", "na", "rs", "ra",
+         "redirect")  # fmt: skip
+SOURCES = (MAC_A, MAC_B, STRANGER, NAT, PROVIDER)
+DESTINATIONS = (l2.BROADCAST_MAC, NAT, MAC_A, MAC_B, PROVIDER, bytes.fromhex("3333ff000001"),
+                bytes.fromhex("01005e000001"), STRANGER)  # fmt: skip
+PORTS = (NIC_PORT, HOST_PORT, 3, 4, 5)
+
+
+def test_model_no_guest_frame_leaves_the_uplink_unrewritten() -> None:
+    table = full_table()
+    combos = 0
+    for kind, src, dst, port in itertools.product(KINDS, SOURCES, DESTINATIONS, PORTS):
+        pkt = packet_fields(frame_of(kind, src, dst), port)
+        out = run(table, pkt)
+        combos += 1
+        if port in GUEST_PORTS or port == 5:
+            for out_port, sent in out:
+                if out_port != NIC_PORT:
+                    continue
+                where = (kind, src.hex(), dst.hex(), port)
+                assert sent["eth_src"] == NAT, where
+                for field in ("arp_sha", "nd_sll", "nd_tll", "other_lla"):
+                    assert sent.get(field, NAT) == NAT, (where, field)
+        if port == NIC_PORT:
+            for out_port, sent in out:
+                assert out_port != NIC_PORT  # no hairpin back to the provider
+                if out_port in (A.port, B.port):
+                    mac = MAC_A if out_port == A.port else MAC_B
+                    dst_out = sent["eth_dst"]
+                    assert isinstance(dst_out, bytes)
+                    assert dst_out[0] & 1 or dst_out == mac, (kind, dst.hex(), out_port)
+    assert combos == len(KINDS) * len(SOURCES) * len(DESTINATIONS) * len(PORTS)
+
+
+def test_model_unknown_guests_go_to_the_controller_only() -> None:
+    table = full_table()
+    for kind in KINDS:
+        for port, src in ((5, STRANGER), (5, MAC_A), (3, MAC_B), (3, STRANGER)):
+            pkt = packet_fields(frame_of(kind, src, PROVIDER), port)
+            assert [p for p, _ in run(table, pkt)] == [OFPP_CONTROLLER], (kind, port, src)
+
+
+def test_model_guest_arp_broadcast() -> None:
+    out = run(full_table(), packet_fields(frame_of("arp_request", MAC_A, l2.BROADCAST_MAC), 3))
+    assert [p for p, _ in out] == [OFPP_CONTROLLER, HOST_PORT, B.port, NIC_PORT]
+    for port, sent in out[:3]:  # inside, the guest keeps its own MAC
+        assert sent["eth_src"] == sent["arp_sha"] == MAC_A, port
+    assert out[3][1]["eth_src"] == out[3][1]["arp_sha"] == NAT
+
+
+def test_model_guest_ndp_is_dropped_or_rewritten() -> None:
+    table = full_table()
+    for kind in ("rs", "ra", "redirect"):
+        assert run(table, packet_fields(frame_of(kind, MAC_A, PROVIDER), 3)) == []
+    ns = run(table, packet_fields(frame_of("ns", MAC_A, bytes.fromhex("3333ff000001")), 3))
+    assert ns[-1][0] == NIC_PORT and ns[-1][1]["nd_sll"] == NAT
+    na = run(table, packet_fields(frame_of("na", MAC_A, PROVIDER), 3))
+    assert [p for p, _ in na] == [OFPP_CONTROLLER, HOST_PORT, B.port, NIC_PORT]
+    assert na[-1][1]["nd_tll"] == NAT and na[-1][1]["eth_src"] == NAT
+
+
+def test_model_uplink_traffic_for_guest_addresses() -> None:
+    table = full_table()
+    to_a4 = ipv4(PROVIDER, NAT, GW4, A4)
+    assert [(p, s["eth_dst"]) for p, s in run(table, packet_fields(to_a4, 1))] == [(3, MAC_A)]
+    reply = l2.arp_reply(PROVIDER, GW4, NAT, A4).frame(dst=NAT)
+    out = run(table, packet_fields(reply, 1))
+    assert [(p, s["eth_dst"], s["arp_tha"]) for p, s in out] == [(3, MAC_A, MAC_A)]
+    request = l2.arp_request(PROVIDER, GW4, A4).frame()
+    assert [p for p, _ in run(table, packet_fields(request, 1))] == [OFPP_CONTROLLER, HOST_PORT]
+    na = l2.na_frame(PROVIDER, GW6, A6, l2.NeighborAdvertisement(GW6, solicited=True,
+                     tllao=PROVIDER), dst_mac=NAT)  # fmt: skip
+    assert [(p, s["eth_dst"]) for p, s in run(table, packet_fields(na, 1))] == [(3, MAC_A)]
+    other = l2.arp_request(PROVIDER, GW4, IPv4Address("10.70.0.99")).frame(dst=NAT)
+    assert [p for p, _ in run(table, packet_fields(other, 1))] == [OFPP_CONTROLLER, HOST_PORT]
+
+
+def test_model_host_and_guests_talk_inside() -> None:
+    table = full_table()
+    host_to_a = frame_of("ipv4", NAT, MAC_A)
+    assert [p for p, _ in run(table, packet_fields(host_to_a, HOST_PORT))] == [A.port]
+    a_to_host = frame_of("ipv4", MAC_A, NAT)
+    assert [p for p, _ in run(table, packet_fields(a_to_host, A.port))] == [HOST_PORT]
+    a_to_b = frame_of("ipv6_udp", MAC_A, MAC_B)
+    assert [p for p, _ in run(table, packet_fields(a_to_b, A.port))] == [B.port]
