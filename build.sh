@@ -1,12 +1,17 @@
 #!/bin/bash
 # One command from a fresh Debian 12 machine (root, Python >= 3.11) to out/:
-#   out/mosnet-initramfs.img   compressed newc cpio with mosnet-init as PID 1
-#   out/vmlinuz                the Debian kernel whose modules the image carries
-# Caches live under .cache/ (ccache, Nuitka, kernel package), so a second run
-# with nothing changed only re-packs the image.
+#   out/mosnet-initramfs.img      compressed newc cpio with mosnet-init as PID 1 (no OVS)
+#   out/mosnet-ovs.img            Open vSwitch add-on cpio (Debian packages, fetched with
+#                                 apt-get download); the kernel unpacks it on top of the base
+#   out/mosnet-initramfs-ovs.img  the two concatenated: the image with OVS
+#   out/vmlinuz                   the Debian kernel whose modules the image carries
+#   out/image-report.json, out/ovs-report.json   bytes per part, compressed sizes
+# Caches live under .cache/ (ccache, Nuitka, kernel and OVS packages), so a
+# second run with nothing changed only checks stamps.
 #
-# usage: ./build.sh [--compress zstd|gzip] [--no-deps] [--test-deps]
+# usage: ./build.sh [--compress zstd|gzip] [--no-deps] [--test-deps] [--no-ovs]
 #   --test-deps  also install what tests/run-all.sh needs (QEMU, dnsmasq, mkfs tools)
+#   --no-ovs     skip the OVS add-on (a stale one in out/ is removed)
 set -euo pipefail
 top=$(cd "$(dirname "$0")" && pwd)
 cd "$top"
@@ -14,12 +19,14 @@ cd "$top"
 compress=zstd
 install_deps=1
 test_deps=0
+with_ovs=1
 while [ $# -gt 0 ]; do
     case $1 in
         --compress) compress=$2; shift 2 ;;
         --no-deps) install_deps=0; shift ;;
         --test-deps) test_deps=1; shift ;;
-        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        --no-ovs) with_ovs=0; shift ;;
+        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
         *) echo "build.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -119,11 +126,12 @@ build_nuitka() {
 
 # The image is reproducible, so identical inputs give identical bytes: skip
 # the (zstd -19) pack when nothing that goes into it changed.
+# The add-on's own modules are not inputs of the base.
 pack_initramfs() {
-    local kver=$1 epoch want stamp=out/.image-stamp
-    epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
+    local kver=$1 epoch=$2 want stamp=out/.image-stamp py
+    py=$(ls initramfs/*.py | grep -v -e '/addon\.py$' -e '/listing\.py$')
     want=$( (echo "$kver $compress $epoch"; cat .cache/nuitka/.stamp;
-             sha256sum .cache/preinit/mosnet-init /bin/busybox /usr/sbin/nft initramfs/*.py) |
+             sha256sum .cache/preinit/mosnet-init /bin/busybox /usr/sbin/nft $py) |
             sha256sum | cut -c1-32)
     if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && [ -f out/mosnet-initramfs.img ]; then
         say "initramfs unchanged"
@@ -135,6 +143,36 @@ pack_initramfs() {
         --dist .cache/nuitka/__main__.dist --preinit .cache/preinit/mosnet-init \
         --busybox /bin/busybox --extra-elf /usr/sbin/nft --report out/image-report.json
     echo "$want" > "$stamp"
+}
+
+# Open vSwitch as a second cpio (initramfs/addon.py) holding only what the
+# base lacks; its stamp covers the base image itself, the fetched packages
+# and versions (.cache/ovs/packages.txt) and the builder.
+OVS_OUT=(out/mosnet-ovs.img out/mosnet-initramfs-ovs.img out/ovs-report.json)
+ovs_want() {
+    (echo "$1 $compress"; cat .cache/ovs/packages.txt 2>/dev/null;
+     sha256sum out/mosnet-initramfs.img initramfs/*.py) | sha256sum | cut -c1-32
+}
+
+pack_ovs() {
+    local epoch=$1 root want stamp=out/.ovs-stamp
+    root=$(initramfs/fetch-ovs.sh)
+    want=$(ovs_want "$epoch")
+    if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && [ -f "${OVS_OUT[0]}" ] && [ -f "${OVS_OUT[1]}" ]; then
+        say "OVS add-on unchanged"
+        return 0
+    fi
+    say "OVS add-on ($compress)"
+    SOURCE_DATE_EPOCH=$epoch .venv/bin/python -m initramfs ovs --root "$root" \
+        --base out/mosnet-initramfs.img --out "${OVS_OUT[0]}" --combined "${OVS_OUT[1]}" \
+        --compress "$compress" --report "${OVS_OUT[2]}" --packages .cache/ovs/packages.txt
+    echo "$want" > "$stamp"
+}
+
+# --no-ovs keeps an add-on that still matches the base, never a stale one.
+drop_stale_ovs() {
+    [ "$(cat out/.ovs-stamp 2>/dev/null)" = "$(ovs_want "$1")" ] && return 0
+    rm -f "${OVS_OUT[@]}" out/.ovs-stamp
 }
 
 main() {
@@ -149,8 +187,15 @@ main() {
     build_nuitka
     mkdir -p out
     install -m 0644 .cache/kernel/current/root/boot/vmlinuz-"$kver" out/vmlinuz
-    pack_initramfs "$kver"
-    say "done: out/mosnet-initramfs.img out/vmlinuz"
+    epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
+    pack_initramfs "$kver" "$epoch"
+    if [ $with_ovs = 1 ]; then
+        pack_ovs "$epoch"
+        say "done: out/mosnet-initramfs.img out/mosnet-initramfs-ovs.img out/vmlinuz"
+    else
+        drop_stale_ovs "$epoch"
+        say "done: out/mosnet-initramfs.img out/vmlinuz (no OVS add-on)"
+    fi
 }
 
 main

@@ -1,24 +1,46 @@
-"""``python -m initramfs build ...``: the only place that exits the process."""
+"""``python -m initramfs build|ovs ...``: the only place that exits the process.
+
+``build`` makes the base image, ``ovs`` the Open vSwitch add-on (addon.py).
+"""
 
 from __future__ import annotations
 
 import sys
 
+from initramfs import addon
 from initramfs.build import BuildError, build, config_from_args, summary
 from initramfs.cpio import CpioError
 from initramfs.elf import ElfError
 from initramfs.kmod import KmodError
+from initramfs.listing import ListingError
 from initramfs.tree import TreeError
+
+ERRORS = (
+    BuildError,
+    CpioError,
+    ElfError,
+    KmodError,
+    TreeError,
+    addon.AddonError,
+    ListingError,
+    OSError,
+)
+
+
+def _run(argv: list[str]) -> str:
+    if argv[:1] == ["ovs"]:
+        acfg = addon.config_from_args(argv[1:])
+        return addon.summary(addon.build_addon(acfg), acfg.out)
+    cfg = config_from_args(argv)
+    return summary(build(cfg), cfg.out)
 
 
 def main() -> int:
     try:
-        cfg = config_from_args(sys.argv[1:])
-        report = build(cfg)
-    except (BuildError, CpioError, ElfError, KmodError, TreeError, OSError) as exc:
+        print(_run(sys.argv[1:]))
+    except ERRORS as exc:
         print(f"initramfs: error: {exc}", file=sys.stderr)
         return 1
-    print(summary(report, cfg.out))
     return 0
 
 

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Build the demo/test root filesystem: an ext4 image holding static busybox
-# and qemu/root/init as /sbin/init. No loop mount needed (mkfs.ext4 -d).
+# and qemu/root/init as /sbin/init, plus nft, iproute2's ip and the OVS
+# client tools. No loop mount needed (mkfs.ext4 -d).
 # usage: qemu/mkroot.sh OUT.img
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,6 +37,17 @@ for link in closure.links:
 shutil.move(stage / str(ip).lstrip("/"), stage / "usr/sbin/ip.iproute2")
 PY
 fi
+# ovs-vsctl, ovs-ofctl and ovs-appctl in /usr/bin, so tests can inspect the
+# switch from the real root: from the same Debian packages as the OVS add-on
+# (initramfs/fetch-ovs.sh), libraries from that tree first, then the host's
+# (glibc). Copied after nft/ip, so a library both need is the package's.
+ovs_root=$("$top/initramfs/fetch-ovs.sh")
+"$top/.venv/bin/python" - "$stage" "$ovs_root" <<'PY'
+import sys
+from pathlib import Path
+from initramfs.addon import ROOT_TOOLS, install, resolve_layered
+install(resolve_layered(Path(sys.argv[2]), ROOT_TOOLS), Path(sys.argv[1]))
+PY
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$stage/etc/passwd"
 printf 'root:x:0:\n' > "$stage/etc/group"
 printf '# replaced by mosnet\n' > "$stage/etc/resolv.conf"
