@@ -9,6 +9,7 @@ out=${1:-$top/out/testroot.img}
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage"/{bin,sbin,etc,proc,sys,dev,run,tmp,root,usr/bin,usr/sbin}
+ln -s ../run "$stage/var/run" 2>/dev/null || { mkdir -p "$stage/var"; ln -s ../run "$stage/var/run"; }  # as on Debian: OVS tools find /run/openvswitch
 cp /bin/busybox "$stage/bin/busybox"
 for applet in $("$stage/bin/busybox" --list); do
     [ -e "$stage/bin/$applet" ] || ln -s busybox "$stage/bin/$applet"

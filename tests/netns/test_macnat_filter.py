@@ -20,7 +20,6 @@ import contextlib
 import json
 import os
 import pathlib
-import signal
 import subprocess
 import sys
 import textwrap
@@ -28,6 +27,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+
+from tests.netns import framecap
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 PY = str(REPO / ".venv/bin/python") if (REPO / ".venv/bin/python").exists() else sys.executable
@@ -40,22 +41,6 @@ pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not os.path.exists(NFT) or not os.path.exists(BUSYBOX),
     reason="needs root, nft and busybox",
 )
-
-CAPTURE = textwrap.dedent("""
-    import json, select, socket, sys
-    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
-    s.bind((sys.argv[1], 0))
-    print("ready", flush=True)
-    frames = []
-    while True:  # until the test closes stdin
-        r, _, _ = select.select([s, sys.stdin], [], [], 60)
-        if not r or sys.stdin in r:
-            break
-        data, addr = s.recvfrom(65535)
-        if addr[2] != socket.PACKET_OUTGOING:  # only what the server sent
-            frames.append(data.hex())
-    print(json.dumps(frames), flush=True)
-""")
 
 FILTER = """
 table bridge macfilter {{
@@ -116,25 +101,9 @@ class Lab:
         for ns, dev in ((self.prov, "pbr"), (self.ct, "ct0")):
             self.run(ns, "ip", "neigh", "flush", "dev", dev, check=False)
 
-    @contextlib.contextmanager
-    def capture(self) -> Iterator[list[bytes]]:
+    def capture(self) -> contextlib.AbstractContextManager[list[bytes]]:
         """Frames pv0 receives from the server while the block runs."""
-        frames: list[bytes] = []
-        proc = subprocess.Popen(
-            ["ip", "netns", "exec", self.prov, PY, "-c", CAPTURE, "pv0"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-            yield frames
-            out, _ = proc.communicate(input="", timeout=20)
-            frames += [bytes.fromhex(h) for h in json.loads(out)]
-        finally:
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
+        return framecap.capture(self.prov, "pv0", PY)
 
 
 def _ip(*argv: str) -> None:
@@ -196,8 +165,7 @@ def lab() -> Iterator[Lab]:
 
 def _leaks(frames: list[bytes]) -> list[str]:
     """Frames with CTMAC anywhere: Ethernet header, ARP body, NDP options."""
-    mac = bytes.fromhex(CTMAC.replace(":", ""))
-    return [f.hex() for f in frames if mac in f]
+    return framecap.leaks(frames, CTMAC)
 
 
 def test_without_macnat_the_filter_blocks_the_container(lab: Lab) -> None:

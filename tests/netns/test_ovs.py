@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from mosnet import ovs, ovsflows
+from mosnet import ovs
 from mosnet.bridge import BRIDGE
+from tests.netns import framecap
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 UPLINK_MAC = "52:54:00:3c:00:01"
@@ -164,7 +165,7 @@ def _vsctl_get(lab: Lab, *args: str) -> str:
     return _run("ovs-vsctl", db, "get", *args).strip().strip('"')
 
 
-def test_ovs_macnat(lab: Lab) -> None:
+def test_ovs_daemons_bridge_and_negative_control(lab: Lab) -> None:
     t, gw = lab.tag, f"{lab.prefix}.1"
     db_pid, sw_pid = _start_daemons(lab)
     for pid in (db_pid, sw_pid):
@@ -194,23 +195,6 @@ def test_ovs_macnat(lab: Lab) -> None:
     assert lab.ping(s, gw), "host -> gateway through OVS"
     assert not lab.ping(lab.container, gw), "container must be filtered without MAC NAT"
     assert lab.counters()["foreign_src"] > 0
-
-    flows = ovsflows.render(
-        f"ou{t}", "public", UPLINK_MAC, {f"{lab.prefix}.50": (CT_MAC, f"oc{t}")}
-    )
-    res = ovs.replace_flows(flows, lab.run_dir)
-    assert res.ok, res.errors
-    lab.ns(lab.container, "ip", "neigh", "flush", "all")
-    lab.ns(lab.provider, "ip", "neigh", "flush", "all")
-    before = lab.counters()
-    assert lab.ping(s, gw), "host -> gateway with MAC NAT flows"
-    assert lab.ping(lab.container, gw), "container -> gateway with MAC NAT"
-    after = lab.counters()
-    assert after["foreign_src"] == before["foreign_src"], (before, after)
-    assert after["foreign_dst"] == before["foreign_dst"], (before, after)
-    assert after["accepted"] > before["accepted"]
-    neigh = lab.ns(lab.provider, "ip", "neigh", "show", f"{lab.prefix}.50")
-    assert UPLINK_MAC in neigh, neigh
 
 
 # -- the whole OVS path: plan, apply, controller (learning, proxy, restore) ---------
@@ -318,15 +302,17 @@ def test_ovs_backend_end_to_end(lab: Lab, tmp_path: pathlib.Path) -> None:
     try:
         assert _connected(tmp_path / "proxy.log", 1), (tmp_path / "proxy.log").read_text()
         before = lab.counters()
-        assert lab.ping(lab.container, gw), "container -> gateway (IPv4)"
-        assert lab.ping(lab.container, f"{net6}::1"), "container -> gateway (IPv6)"
-        lab.ns(lab.provider, "ip", "neigh", "flush", "all")
-        assert lab.ping(lab.provider, f"{lab.prefix}.50"), "gateway -> container (IPv4)"
-        assert lab.ping(lab.provider, f"{net6}::50"), "gateway -> container (IPv6)"
-        answers = _answers(
-            lab, net6, f"{lab.prefix}.50", f"{net6}::50", f"{lab.prefix}.10", f"{net6}::10",
-            gw, f"{net6}::1", f"{lab.prefix}.99", f"{net6}::99",
-        )  # fmt: skip
+        with framecap.capture(lab.provider, f"op{t}") as frames:
+            assert lab.ping(lab.container, gw), "container -> gateway (IPv4)"
+            assert lab.ping(lab.container, f"{net6}::1"), "container -> gateway (IPv6)"
+            lab.ns(lab.provider, "ip", "neigh", "flush", "all")
+            assert lab.ping(lab.provider, f"{lab.prefix}.50"), "gateway -> container (IPv4)"
+            assert lab.ping(lab.provider, f"{net6}::50"), "gateway -> container (IPv6)"
+            answers = _answers(
+                lab, net6, f"{lab.prefix}.50", f"{net6}::50", f"{lab.prefix}.10",
+                f"{net6}::10", gw, f"{net6}::1", f"{lab.prefix}.99", f"{net6}::99",
+            )  # fmt: skip
+        assert frames and not framecap.leaks(frames, CT_MAC), "an internal MAC left the uplink"
         after = lab.counters()
         assert after["foreign_src"] == before["foreign_src"], (before, after)
         assert after["foreign_dst"] == before["foreign_dst"], (before, after)

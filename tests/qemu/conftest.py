@@ -25,8 +25,8 @@ def images() -> dict[str, Path]:
     if missing:
         pytest.fail(f"{', '.join(missing)} missing: run ./build.sh first")
     root = OUT / "testroot.img"
-    script = TOP / "qemu" / "root" / "init"
-    if not root.exists() or root.stat().st_mtime < script.stat().st_mtime:
+    inputs = (TOP / "qemu" / "root" / "init", TOP / "qemu" / "mkroot.sh")
+    if not root.exists() or root.stat().st_mtime < max(p.stat().st_mtime for p in inputs):
         subprocess.run([str(TOP / "qemu" / "mkroot.sh"), str(root)], check=True)
     return {"kernel": kernel, "initrd": initrd, "root": root}
 

@@ -1,0 +1,83 @@
+"""The pure parts of mosnet.ovs: paths, listeners, the 3.1.0 handler-bug guards."""
+
+from __future__ import annotations
+
+import pathlib
+import time
+
+import pytest
+
+from mosnet import ovs
+
+
+def test_tcp_listeners(tmp_path: pathlib.Path) -> None:
+    net = tmp_path / "net"
+    net.mkdir()
+    head = "  sl  local_address rem_address   st\n"
+    (net / "tcp").write_text(
+        head
+        + "   0: 00000000:19E9 00000000:0000 0A 0\n"  # 0.0.0.0:6633 listening
+        + "   1: 0100007F:19FD 00000000:0000 0A 0\n"  # 127.0.0.1:6653 listening
+        + "   2: 0100007F:19F0 0100007F:9C40 01 0\n"  # 6640 established: not a listener
+        + "   3: 00000000:0016 00000000:0000 0A 0\n"  # ssh: not ours
+    )
+    (net / "tcp6").write_text(
+        head
+        + "   0: 00000000000000000000000000000000:19F0 00000000000000000000000000000000:0000 0A 0\n"
+    )
+    found = ovs.tcp_listeners(proc=str(tmp_path))
+    assert found == [
+        "0.0.0.0:6633",
+        "127.0.0.1:6653",
+        "0000:0000:0000:0000:0000:0000:0000:0000:6640",
+    ]
+    assert not ovs.listeners_ok(str(tmp_path))
+    (net / "tcp").write_text(head)
+    (net / "tcp6").write_text(head)
+    assert ovs.listeners_ok(str(tmp_path))
+
+
+def test_start_without_ovs_reports(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> None:
+    monkeypatch.setattr(ovs, "find_binary", lambda name: None)
+    res = ovs.start(str(tmp_path / "run"))
+    assert not res.ok and res.ovsdb_pid is None
+    assert "not found" in res.errors[0]
+
+
+def test_wait_uptime_only_when_early(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(time, "clock_gettime", lambda clock: 4.0)
+    monkeypatch.setattr(time, "sleep", slept.append)
+    assert ovs._wait_uptime(10.0) is not None
+    assert slept == [6.0]
+    assert ovs._wait_uptime(3.0) is None
+    assert slept == [6.0]
+
+
+def test_paths_and_controller_stay_in_run_dir() -> None:
+    p = ovs.paths("/run/x")
+    assert all(v.startswith("/run/x/") for v in p.values())
+    # ovs-vswitchd refuses punix: controllers not named <run_dir>/<bridge>.*
+    assert p["controller"].startswith("/run/x/br-mosnet.")
+
+
+def test_handler_bug_in_the_log_is_an_error(tmp_path: pathlib.Path) -> None:
+    log = pathlib.Path(ovs.paths(str(tmp_path))["vswitchd_log"])
+    assert ovs.handler_bug(str(tmp_path)) is None  # no log at all
+    log.write_text("bridge|INFO|bridge br-mosnet: added interface eth0 on port 1\n")
+    assert ovs.handler_bug(str(tmp_path)) is None
+    log.write_text(
+        "ofproto_dpif_upcall|INFO|Overriding n-handler-threads to 0, "
+        "setting n-revalidator-threads to 1\n"
+    )
+    err = ovs.handler_bug(str(tmp_path))
+    assert err is not None and "0 upcall handlers" in err
+
+
+def test_build_bridge_fails_when_the_bug_hit(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+) -> None:
+    monkeypatch.setattr(ovs, "vsctl", lambda *a, **k: None)
+    pathlib.Path(ovs.paths(str(tmp_path))["vswitchd_log"]).write_text(ovs.HANDLER_BUG)
+    res = ovs.build_bridge("eth0", "public", "52:54:00:12:34:56", run_dir=str(tmp_path))
+    assert not res.ok and "forward nothing" in res.errors[0]
