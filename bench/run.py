@@ -1,0 +1,139 @@
+"""The one benchmark command: measure mosnet and its references side by side.
+
+Runs the selected benchmarks, prints their tables, merges their figures
+into bench/results.json (sections of benchmarks not run this time are
+kept) and draws bench/results.png from every section it knows.
+
+A benchmark reports figures; it never fails because a machine is slow.
+Every target is a ratio against a reference measured in the same run.
+
+usage: .venv/bin/python bench/run.py [--only native,probe] [--runs N]   (as root)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import native_boot, pngchart, probe_nics, stats  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results.json"
+CHART = HERE / "results.png"
+
+
+@dataclass(frozen=True)
+class Bench:
+    """One benchmark: its key in results.json and what it can do."""
+
+    key: str
+    run: Callable[[int], dict[str, Any]]
+    report: Callable[[dict[str, Any]], str]
+    panels: Callable[[dict[str, Any]], list[pngchart.Panel]]
+
+
+# Short name (for --only) -> benchmark. Other benchmarks register here too.
+BENCHES: dict[str, Bench] = {
+    "native": Bench(native_boot.KEY, native_boot.run, native_boot.report, native_boot.panels),
+    "probe": Bench(probe_nics.KEY, probe_nics.run, probe_nics.report, probe_nics.panels),
+}
+
+
+def load(path: Path = RESULTS) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """New sections replace old ones of the same key; all other keys stay."""
+    return {**old, **new}
+
+
+def save(data: dict[str, Any], path: Path = RESULTS) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def chart(data: dict[str, Any], path: Path = CHART) -> bool:
+    panels: list[pngchart.Panel] = []
+    for b in BENCHES.values():
+        if isinstance(data.get(b.key), dict):
+            panels += b.panels(data[b.key])
+    if not panels:
+        return False
+    m: dict[str, Any] = next(
+        (s["machine"] for s in data.values() if isinstance(s, dict) and "machine" in s), {}
+    )
+    title = f"mosnet bench  {m.get('date', '')}  {m.get('cores', '?')} cores  {m.get('kernel', '')}"
+    path.write_bytes(pngchart.render(panels, title))
+    return True
+
+
+def report_only() -> int:
+    data = load()
+    for b in BENCHES.values():
+        if isinstance(data.get(b.key), dict):
+            print(b.report(data[b.key]), end="\n\n")
+    if chart(data):
+        print(f"wrote {CHART.relative_to(HERE.parent)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--only", default=",".join(BENCHES), help="comma list: " + ",".join(BENCHES))
+    p.add_argument("--runs", type=int, default=10, help="measured runs per case (default 10)")
+    p.add_argument("--no-save", action="store_true", help="print only; leave results alone")
+    p.add_argument("--report", action="store_true", help="measure nothing: print the tables "
+                   "and redraw the chart from results.json")  # fmt: skip
+    args = p.parse_args(argv)
+    if args.report:
+        return report_only()
+    wanted = [w.strip() for w in args.only.split(",") if w.strip()]
+    unknown = [w for w in wanted if w not in BENCHES]
+    if unknown:
+        p.error(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(BENCHES)}")
+    new: dict[str, Any] = {}
+    failed = []
+    for name in wanted:
+        b = BENCHES[name]
+        print(f"== {name} ({args.runs} runs)", flush=True)
+        try:
+            new[b.key] = b.run(args.runs)
+        except Exception as exc:  # one broken bench must not lose the others' figures
+            traceback.print_exc()
+            failed.append(f"{name}: {exc}")
+    print()
+    for name in wanted:
+        key = BENCHES[name].key
+        if key in new:
+            print(BENCHES[name].report(new[key]), end="\n\n")
+    m = stats.machine()
+    print(f"machine: {m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB, kernel {m['kernel']}")
+    if new and not args.no_save:
+        data = merge(load(), new)
+        save(data)
+        drawn = chart(data)
+        print(f"wrote {RESULTS.relative_to(HERE.parent)}"
+              + (f" and {CHART.relative_to(HERE.parent)}" if drawn else ""))  # fmt: skip
+    for f in failed:
+        print(f"benchmark did not run: {f}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
