@@ -140,7 +140,7 @@ def _daemon_main(
         threading.Thread(target=supervisor.run, daemon=True).start()
     entered = supervisor.renew if supervisor is not None else (lambda: None)
     threading.Thread(target=_follow_switch, args=(notify_fd, root_fd, entered), daemon=True).start()
-    if v6 is not None and v6.client is not None:
+    if v6 is not None and (v6.client is not None or v6.deferred):
         threading.Thread(target=ipv6.run_forever, args=(v6, stop.is_set), daemon=True).start()
     _log.info("daemon started (pid %d)", os.getpid())
     if client is not None:

@@ -78,7 +78,8 @@ def lease_on(port: str, run_dir: str) -> tuple[Client | None, Lease | None]:
         return client, None
     apply.apply(lease, port, client.clock())
     # Tell the LAN at once where the address lives (switches, the gateway's ARP cache).
-    announce.gratuitous_arp(port, netif.interface_mac(port), lease.address)
+    # One round now; the proxy repeats it when the daemon starts.
+    announce.gratuitous_arp(port, netif.interface_mac(port), lease.address, count=1)
     apply.write_lease(lease, port, run_dir)
     apply.maybe_set_hostname(lease.hostname)
     daemon.publish_dns(lease, run_dir)
@@ -114,6 +115,7 @@ def start_ipv6(cfg: NetConfig, port: str, run_dir: str, lease: Lease | None) -> 
         port, run_dir, want_dhcp6=cfg.dhcp.dhcp6, resolv_path=os.path.join(run_dir, "resolv.conf"),
         v4_dns=tuple(map(str, lease.dns)) if lease else (),
         v4_search=tuple(lease.search) if lease else (),
+        defer=not cfg.dhcp.dhcp6,  # asked-for DHCPv6 (ip=dhcp6) stays on the boot path
     )  # fmt: skip
     _log.info("%s: IPv6 %s, dns %s", port, v6.mode, ",".join(map(str, v6.dns)) or "-")
     return v6

@@ -44,6 +44,7 @@ class Ipv6State:
     v4_dns: tuple[str, ...] = ()
     v4_search: tuple[str, ...] = ()
     errors: list[str] = field(default_factory=list)
+    deferred: bool = False  # RA and DHCPv6 left to the daemon (run_forever)
 
     @property
     def dns(self) -> tuple[IPv6Address, ...]:
@@ -72,8 +73,12 @@ def start(
     v4_dns: Iterable[object] = (),
     v4_search: Iterable[str] = (),
     config: ClientConfig | None = None,
+    defer: bool = False,
 ) -> Ipv6State:
-    """RA, then DHCPv6 if the RA or the command line asks; resolv.conf. Never raises."""
+    """RA, then DHCPv6 if the RA or the command line asks; resolv.conf. Never raises.
+
+    ``defer=True`` returns at once and leaves all of it to ``run_forever``.
+    """
     state = Ipv6State(
         ifname,
         run_dir,
@@ -81,6 +86,12 @@ def start(
         v4_dns=tuple(map(str, v4_dns)),
         v4_search=tuple(v4_search),
     )
+    if defer:
+        # Off the boot path: the kernel does SLAAC itself (accept_ra=2); the
+        # daemon waits for the RA (DNS, M/O flags) and runs DHCPv6 if asked.
+        state.deferred = True
+        _log.info("ipv6 %s: RA and DHCPv6 left to the daemon", ifname)
+        return state
     try:
         _start(state, want_dhcp6, ra_timeout, dhcp6_timeout, config or ClientConfig())
     except Exception as exc:  # PID 1 must go on booting whatever happens here
@@ -150,11 +161,24 @@ def write_resolv(state: Ipv6State) -> bool:
     return True
 
 
+DEFERRED_RA_TIMEOUT = 30.0  # routers advertise at least every 600 s; most every few s
+DEFERRED_DHCP6_TIMEOUT = 30.0
+
+
 def run_forever(state: Ipv6State, should_stop: Callable[[], bool]) -> None:
     """Daemon: renew/rebind the lease (or refresh stateless info) until ``should_stop()``.
 
-    Returns at once when ``start`` ran no DHCPv6 client. Never raises.
+    A deferred state first waits (up to ``DEFERRED_RA_TIMEOUT``) for the RA
+    and starts DHCPv6 if it asks. Returns when there is no DHCPv6 client to
+    run. Never raises.
     """
+    if state.deferred and state.client is None:
+        state.deferred = False
+        try:
+            _start(state, False, DEFERRED_RA_TIMEOUT, DEFERRED_DHCP6_TIMEOUT, ClientConfig())
+        except Exception as exc:  # the daemon's other duties must survive us
+            _log.exception("ipv6 %s: %s", state.ifname, exc)
+        write_resolv(state)
     client = state.client
     if client is None:
         return

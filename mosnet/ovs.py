@@ -55,9 +55,30 @@ def find_binary(name: str) -> str | None:
     return next((p for p in found if os.access(p, os.X_OK)), None)
 
 
-def available() -> bool:
+def available(datapath: str | None = None) -> bool:
+    """The binaries, the schema and (kernel datapath) the openvswitch module."""
     names = ("ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl")
-    return all(find_binary(n) for n in names) and os.path.exists(SCHEMA)
+    if not all(find_binary(n) for n in names) or not os.path.exists(SCHEMA):
+        return False
+    datapath = datapath or os.environ.get("MOSNET_OVS_DATAPATH", "system")
+    return datapath == "netdev" or kernel_datapath()
+
+
+def kernel_datapath(
+    release: str | None = None, *, sysfs: str = "/sys", lib_modules: str = "/lib/modules"
+) -> bool:
+    """openvswitch.ko loaded, built in, or listed in this kernel's modules.dep."""
+    if os.path.isdir(f"{sysfs}/module/openvswitch"):
+        return True
+    moddir = f"{lib_modules}/{release or os.uname().release}"
+    for index in ("modules.dep", "modules.builtin"):
+        try:
+            text = Path(f"{moddir}/{index}").read_text(errors="replace")
+        except OSError:
+            continue
+        if "/openvswitch.ko" in text:
+            return True
+    return False
 
 
 def _env(run_dir: str) -> dict[str, str]:

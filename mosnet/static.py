@@ -69,15 +69,18 @@ def choose_nic(cfg: NetConfig, nics: tuple[discover.Nic, ...]) -> str | None:
 
 
 def _announce(cfg: NetConfig, result: StaticResult, nics: tuple[discover.Nic, ...]) -> None:
-    """Gratuitous ARP / unsolicited NA so the gateway learns us at once."""
+    """Gratuitous ARP / unsolicited NA so the gateway learns us at once.
+
+    One round on the boot path; the proxy announces again when it starts.
+    """
     uplink = next((n for n in nics if n.name == result.plan.nic), None)
     if uplink is None:
         return
     dev = "public" if result.applied.ok else uplink.name
     if cfg.ip4 is not None:
-        announce.gratuitous_arp(dev, netif.mac_bytes(uplink.mac), cfg.ip4.address)
+        announce.gratuitous_arp(dev, netif.mac_bytes(uplink.mac), cfg.ip4.address, count=1)
     if cfg.ip6 is not None:
-        announce.unsolicited_na(dev, netif.mac_bytes(uplink.mac), cfg.ip6.address)
+        announce.unsolicited_na(dev, netif.mac_bytes(uplink.mac), cfg.ip6.address, count=1)
 
 
 def _tentative(ipr: object, dev: str) -> tuple[list[str], list[str]]:

@@ -81,3 +81,22 @@ def test_build_bridge_fails_when_the_bug_hit(
     pathlib.Path(ovs.paths(str(tmp_path))["vswitchd_log"]).write_text(ovs.HANDLER_BUG)
     res = ovs.build_bridge("eth0", "public", "52:54:00:12:34:56", run_dir=str(tmp_path))
     assert not res.ok and "forward nothing" in res.errors[0]
+
+
+def test_kernel_datapath_needs_the_module(tmp_path: pathlib.Path) -> None:
+    sysfs, mods = tmp_path / "sys", tmp_path / "lib"
+    (mods / "6.1.0").mkdir(parents=True)
+    (sysfs / "module").mkdir(parents=True)
+    args = {"sysfs": str(sysfs), "lib_modules": str(mods)}
+    assert not ovs.kernel_datapath("6.1.0", **args)
+    (mods / "6.1.0" / "modules.dep").write_text(
+        "kernel/net/bridge/bridge.ko: kernel/net/802/stp.ko\n"
+    )
+    assert not ovs.kernel_datapath("6.1.0", **args)
+    (mods / "6.1.0" / "modules.dep").write_text(
+        "kernel/net/openvswitch/openvswitch.ko: kernel/net/nsh/nsh.ko\n"
+    )
+    assert ovs.kernel_datapath("6.1.0", **args)
+    (mods / "6.1.0" / "modules.dep").unlink()
+    (sysfs / "module" / "openvswitch").mkdir()
+    assert ovs.kernel_datapath("6.1.0", **args)
