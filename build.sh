@@ -107,6 +107,27 @@ NUITKA_FLAGS=(
     --nofollow-import-to=tkinter --nofollow-import-to=pydoc --nofollow-import-to=doctest
     --nofollow-import-to=scapy --nofollow-import-to=elftools --nofollow-import-to=initramfs
     --nofollow-import-to=pytest --nofollow-import-to=hypothesis --nofollow-import-to=IPython
+    # what pyroute2 and the stdlib would pull in but mosnet never runs (see the
+    # package config): NDB's sqlite3, TLS, decimal, XML, compressors
+    --user-package-configuration-file=initramfs/nuitka-package.config.yml
+    --nofollow-import-to=pyroute2.ndb --nofollow-import-to=pyroute2.ipdb
+    --nofollow-import-to=pyroute2.nftables --nofollow-import-to=pyroute2.plan9
+    --nofollow-import-to=pyroute2.ipvs --nofollow-import-to=pyroute2.iwutil
+    --nofollow-import-to=pyroute2.wiset --nofollow-import-to=pyroute2.wirouting
+    --nofollow-import-to=pyroute2.ipset --nofollow-import-to=pyroute2.conntrack
+    --nofollow-import-to=pyroute2.devlink --nofollow-import-to=pyroute2.ethtool
+    --nofollow-import-to=pyroute2.dhcp --nofollow-import-to=pyroute2.nslink
+    --nofollow-import-to=pyroute2.fixtures --nofollow-import-to=pyroute2.decoder
+    --nofollow-import-to=pyroute2.arp --nofollow-import-to=pyroute2.bsd
+    --nofollow-import-to=pyroute2.inotify --nofollow-import-to=pyroute2.minimal
+    --nofollow-import-to=pyroute2.netlink.nl80211 --nofollow-import-to=pyroute2.netlink.diag
+    --nofollow-import-to=pyroute2.netlink.taskstats --nofollow-import-to=pyroute2.netlink.event
+    --nofollow-import-to=pyroute2.netlink.connector --nofollow-import-to=pyroute2.netlink.ipq
+    --nofollow-import-to=pyroute2.netlink.uevent --nofollow-import-to=pyroute2.netlink.devlink
+    --nofollow-import-to=sqlite3 --nofollow-import-to=ssl --nofollow-import-to=_ssl
+    --nofollow-import-to=_hashlib --nofollow-import-to=decimal --nofollow-import-to=_decimal
+    --nofollow-import-to=unicodedata --nofollow-import-to=pyexpat --nofollow-import-to=xml
+    --nofollow-import-to=lzma --nofollow-import-to=bz2
     --python-flag=no_site --python-flag=no_warnings
     --jobs=2 --lto=no --assume-yes-for-downloads --quiet
 )
@@ -114,7 +135,8 @@ NUITKA_FLAGS=(
 build_nuitka() {
     local want stamp=.cache/nuitka/.stamp
     want=$( (printf '%s\n' "${NUITKA_FLAGS[@]}"; .venv/bin/python -m nuitka --version 2>/dev/null | sed -n 1p;
-             find init mosnet -name '*.py' -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-32)
+             find init mosnet -name '*.py' -print0 | sort -z | xargs -0 sha256sum;
+             sha256sum initramfs/nuitka-package.config.yml) | sha256sum | cut -c1-32)
     if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && [ -x .cache/nuitka/__main__.dist/mosnet-init.bin ]; then
         return 0
     fi

@@ -34,7 +34,10 @@ ETC_FILES: dict[str, bytes] = {
 COMPRESSIONS = ("zstd", "gzip", "none")
 # Measured on the trial image (37 MB cpio, 2 cores): zstd 19 -> 9.2 MB in 24 s,
 # 15 -> 10.2 MB in 8 s; gzip 9 is 15 s for <1% over gzip 6 (2.3 s).
-ZSTD_LEVEL = 19
+# Level 20 (an "ultra" level, 32 MB window) is 3 % smaller than 19 on the
+# real image (14.67 vs 15.16 MB) for the same decompression speed; the
+# kernel's streaming unzstd allocates the window once at unpack time.
+ZSTD_LEVEL = 20
 GZIP_LEVEL = 6
 
 
