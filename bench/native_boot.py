@@ -88,13 +88,17 @@ mount -t proc -o nosuid,nodev,noexec proc /proc
 mount -t sysfs -o nosuid,nodev,noexec sysfs /sys
 mount -t devtmpfs -o nosuid,mode=0755 devtmpfs /dev
 mount -t tmpfs -o nosuid,nodev,mode=0755 tmpfs /run
-ip link set lo up
+{drivers}ip link set lo up
 ip link set eth0 up
 udhcpc -i eth0 -s /udhcpc.sh -n -t 10 -T 1 || echo "BN7 fail udhcpc"
-mount -o ro {root} /sysroot
+{wait_root}mount {mount_opts}{root} /sysroot
 for d in dev proc sys run; do mount --move /$d /sysroot/$d; done
 exec switch_root /sysroot /sbin/init
 """
+# A real machine (bench/qemu_boot.py): drivers from /lib/modules, in load
+# order, then the root device may take a moment to appear (up to 5 s).
+_INSMOD = "insmod /lib/modules/{name}.ko\n"
+_WAIT_ROOT = "i=0; while [ ! -b {root} ] && [ $i -lt 500 ]; do usleep 10000; i=$((i + 1)); done\n"
 UDHCPC_SCRIPT = """#!/bin/busybox sh
 case "$1" in
 deconfig) ip -4 addr flush dev "$interface" ;;
@@ -106,6 +110,29 @@ bound|renew)
 esac
 """
 BUSYBOX_APPLETS = ("sh", "mount", "ip", "udhcpc", "switch_root", "echo")
+MODULE_APPLETS = ("insmod", "usleep")
+
+
+def busybox_init(
+    root: str, *, modules: Sequence[str] = (), rw: bool = False, fstype: str = ""
+) -> str:
+    """The reference's /init: mount, [insmod], udhcpc, mount the root, switch_root.
+
+    ``modules`` (names, dependencies first) are loaded from ``/lib/modules``
+    with ``insmod``; then the script waits for ``root`` to appear.
+    """
+    opts = f"-o {'rw' if rw else 'ro'} " + (f"-t {fstype} " if fstype else "")
+    return BUSYBOX_INIT.format(
+        root=root,
+        drivers="".join(_INSMOD.format(name=m) for m in modules),
+        wait_root=_WAIT_ROOT.format(root=root) if modules else "",
+        mount_opts=opts,
+    )
+
+
+def busybox_applets(modules: bool = False) -> tuple[str, ...]:
+    """The applet links the reference needs (``insmod`` etc. with modules)."""
+    return BUSYBOX_APPLETS + (MODULE_APPLETS if modules else ())
 
 
 @dataclass(frozen=True)
@@ -391,7 +418,8 @@ class NativeBench:
         for applet in BUSYBOX_APPLETS:
             (stage / "bin" / applet).symlink_to("busybox")
         shutil.copy2(stamp, stage / "bn7-stamp")
-        for name, text in (("init", BUSYBOX_INIT.format(root=self.loop)),
+        assert self.loop is not None
+        for name, text in (("init", busybox_init(self.loop)),
                            ("udhcpc.sh", UDHCPC_SCRIPT)):  # fmt: skip
             (stage / name).write_text(text)
             (stage / name).chmod(0o755)

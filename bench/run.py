@@ -25,7 +25,16 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import native_boot, pngchart, probe_nics, stats  # noqa: E402
+from bench import (  # noqa: E402
+    daemon_footprint,
+    image_size,
+    native_boot,
+    pngchart,
+    probe_nics,
+    proxy_rate,
+    qemu_boot,
+    stats,
+)
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.json"
@@ -40,13 +49,35 @@ class Bench:
     run: Callable[[int], dict[str, Any]]
     report: Callable[[dict[str, Any]], str]
     panels: Callable[[dict[str, Any]], list[pngchart.Panel]]
+    runs: int | None = None  # its own default for --runs (None: DEFAULT_RUNS)
 
 
 # Short name (for --only) -> benchmark. Other benchmarks register here too.
 BENCHES: dict[str, Bench] = {
     "native": Bench(native_boot.KEY, native_boot.run, native_boot.report, native_boot.panels),
     "probe": Bench(probe_nics.KEY, probe_nics.run, probe_nics.report, probe_nics.panels),
+    # QEMU boots of ~3.5 min (75 s wait + an idle minute): boots per image, at most 2
+    "footprint": Bench(
+        daemon_footprint.KEY,
+        daemon_footprint.run,
+        daemon_footprint.report,
+        daemon_footprint.panels,
+        runs=daemon_footprint.MAX_BOOTS,
+    ),
+    # rounds of all variants and rates (~3 min each), at most 3
+    "proxy": Bench(
+        proxy_rate.KEY,
+        proxy_rate.run,
+        proxy_rate.report,
+        proxy_rate.panels,
+        runs=proxy_rate.MAX_ROUNDS,
+    ),
+    # full QEMU TCG boots (~45 s each for mosnet): 5 rounds unless --runs says otherwise
+    "qemu": Bench(qemu_boot.KEY, qemu_boot.run, qemu_boot.report, qemu_boot.panels, runs=5),
+    # --runs = guest unpack boots per compressor (at most 3)
+    "size": Bench(image_size.KEY, image_size.run, image_size.report, image_size.panels, runs=3),
 }
+DEFAULT_RUNS = 10
 
 
 def load(path: Path = RESULTS) -> dict[str, Any]:
@@ -96,7 +127,8 @@ def report_only() -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--only", default=",".join(BENCHES), help="comma list: " + ",".join(BENCHES))
-    p.add_argument("--runs", type=int, default=10, help="measured runs per case (default 10)")
+    p.add_argument("--runs", type=int, help="measured runs per case (default: 10; qemu 5, size 3, "
+                   "footprint 2, proxy 3)")  # fmt: skip
     p.add_argument("--no-save", action="store_true", help="print only; leave results alone")
     p.add_argument("--report", action="store_true", help="measure nothing: print the tables "
                    "and redraw the chart from results.json")  # fmt: skip
@@ -111,9 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     failed = []
     for name in wanted:
         b = BENCHES[name]
-        print(f"== {name} ({args.runs} runs)", flush=True)
+        runs = args.runs if args.runs is not None else b.runs or DEFAULT_RUNS
+        print(f"== {name} ({runs} runs)", flush=True)
         try:
-            new[b.key] = b.run(args.runs)
+            new[b.key] = b.run(runs)
         except Exception as exc:  # one broken bench must not lose the others' figures
             traceback.print_exc()
             failed.append(f"{name}: {exc}")
