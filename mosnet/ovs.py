@@ -183,8 +183,8 @@ def start(
     timeout: float = TIMEOUT,
 ) -> Result:
     """Create the database and start ovsdb-server and ovs-vswitchd, detached."""
-    if not available():
-        return Result(errors=("Open vSwitch binaries or schema not found",))
+    if not available(datapath):
+        return Result(errors=(f"Open vSwitch binaries, schema or {datapath} datapath not found",))
     try:
         os.makedirs(run_dir, mode=0o750, exist_ok=True)
     except OSError as exc:

@@ -44,6 +44,22 @@ def test_start_without_ovs_reports(monkeypatch: pytest.MonkeyPatch, tmp_path: pa
     assert "not found" in res.errors[0]
 
 
+def test_start_checks_the_datapath_it_was_asked_for(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+) -> None:
+    """No openvswitch.ko: the kernel datapath is refused, netdev goes on to start."""
+    monkeypatch.setattr(ovs, "find_binary", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(ovs.os.path, "exists", lambda path: True)
+    monkeypatch.setattr(ovs, "kernel_datapath", lambda *a, **k: False)
+    monkeypatch.delenv("MOSNET_OVS_DATAPATH", raising=False)
+    seen: list[str] = []
+    monkeypatch.setattr(ovs, "_start_ovsdb", lambda run_dir, t: (seen.append(run_dir), (None, "stop here"))[1])
+    refused = ovs.start(str(tmp_path / "a"), datapath="system")
+    assert "system datapath not found" in refused.errors[0] and seen == []
+    netdev = ovs.start(str(tmp_path / "b"), datapath="netdev")
+    assert netdev.errors == ("stop here",) and seen == [str(tmp_path / "b")]
+
+
 def test_wait_uptime_only_when_early(monkeypatch: pytest.MonkeyPatch) -> None:
     slept: list[float] = []
     monkeypatch.setattr(time, "clock_gettime", lambda clock: 4.0)
