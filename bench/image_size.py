@@ -1058,57 +1058,58 @@ def report(section: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def short_label(cut: str, width: int = 27) -> str:
+    """A chart label for a cut: ``modules: xfs`` -> ``ko: xfs``, details dropped."""
+    label = cut.split(" (", 1)[0]
+    for long, short in (("modules: ", "ko: "), ("mosnet-init.bin: ", "bin: "),
+                        ("all embedded bytecode", "all bytecode"),
+                        ("every .so no mosnet process mapped", ".so not mapped"),
+                        ("NIC drivers but virtio_net", "NICs but virtio_net"),
+                        ("and its libraries", "+ its libraries")):  # fmt: skip
+        label = label.replace(long, short)
+    head, sep, rest = label.partition(": ")
+    label = head + sep + rest.split(":", 1)[0]
+    return label[:width]
+
+
 def panels(section: dict[str, Any]) -> list[pngchart.Panel]:
     imgs: dict[str, Any] = section.get("images", {})
     refs: dict[str, Any] = section.get("references", {})
+    targets: dict[str, int] = section.get("targets", TARGETS)
     bars = []
-    for key, label, color in (("default", "mosnet default", 0), ("ovs", "mosnet with OVS", 0)):
+    for key, label in (("default", "mosnet default"), ("ovs", "mosnet with OVS")):
         if key in imgs:
-            t = TARGETS[key]
-            note = f"target {t / MB:g}"
-            bars.append(
-                pngchart.Bar(
-                    label, imgs[key]["compressed"] / MB, color=pngchart.PALETTE[color], note=note
-                )
-            )
+            note = f"target {targets[key] / MB:g}"
+            mb = imgs[key]["compressed"] / MB
+            bars.append(pngchart.Bar(label, mb, color=pngchart.PALETTE[0], note=note))
     for key, r in refs.items():
         if "compressed" in r:
             bars.append(pngchart.Bar(key, r["compressed"] / MB, color=pngchart.PALETTE[1]))
     out = [
         pngchart.Panel(
-            "Image size, as shipped (MB)",
+            "Image size as shipped",
             bars,
             unit="MB",
             digits=2,
-            target=TARGETS["default"] / MB,
+            target=targets["default"] / MB,
             target_label="default target",
         )
     ]
     parts = section.get("parts", {}).get("default", {})
-    if parts:
+    if parts and all(v.get("saving_zstd") is not None for v in parts.values()):
         pbars = [
-            pngchart.Bar(
-                p,
-                v["alone_zstd"] / MB,
-                color=pngchart.PALETTE[2],
-                note=""
-                if v.get("saving_zstd") is None
-                else f"cut saves {v['saving_zstd'] / MB:.2f}",
-            )
-            for p, v in sorted(parts.items(), key=lambda kv: -kv[1]["alone_zstd"])
-        ]
-        out.append(
-            pngchart.Panel("Default image by part, zstd alone (MB)", pbars, unit="MB", digits=2)
-        )
+            pngchart.Bar(p, v["saving_zstd"] / MB, color=pngchart.PALETTE[2],
+                         note=f"alone {v['alone_zstd'] / MB:.2f}")
+            for p, v in sorted(parts.items(), key=lambda kv: -kv[1]["saving_zstd"])
+        ]  # fmt: skip
+        out.append(pngchart.Panel("Default image: saving if a part is cut", pbars, "MB", digits=2))
     cuts = section.get("cuts", [])[:10]
     if cuts:
         cbars = [
-            pngchart.Bar(c["cut"][:48], c["saving_zstd"] / MB, color=pngchart.PALETTE[3])
+            pngchart.Bar(short_label(c["cut"]), c["saving_zstd"] / MB, color=pngchart.PALETTE[3])
             for c in cuts
         ]
-        out.append(
-            pngchart.Panel("Largest candidate cuts, zstd saving (MB)", cbars, unit="MB", digits=2)
-        )
+        out.append(pngchart.Panel("Largest candidate cuts: saving", cbars, unit="MB", digits=2))
     return out
 
 

@@ -269,3 +269,12 @@ def test_unmapped_dist_lists_only_dist_shared_objects_not_seen() -> None:
         {"path": "/usr/lib/mosnet/_codecs_jp.so", "bytes": 8},
         {"path": "/usr/lib/mosnet/libffi.so.8", "bytes": 2},
     ]
+
+
+def test_short_labels_fit_the_chart() -> None:
+    assert size.short_label("modules: xfs") == "ko: xfs"
+    assert size.short_label("modules: mlx5_core (+3 deps only they need)") == "ko: mlx5_core"
+    assert size.short_label("modules: 100G/40G NICs: mlx5_core, ice") == "ko: 100G/40G NICs"
+    assert size.short_label("mosnet-init.bin: all embedded bytecode") == "bin: all bytecode"
+    assert size.short_label("dist: TLS: libcrypto, libssl, _ssl, _hashlib") == "dist: TLS"
+    assert len(size.short_label("x" * 80)) == 27

@@ -53,7 +53,12 @@ def test_start_checks_the_datapath_it_was_asked_for(
     monkeypatch.setattr(ovs, "kernel_datapath", lambda *a, **k: False)
     monkeypatch.delenv("MOSNET_OVS_DATAPATH", raising=False)
     seen: list[str] = []
-    monkeypatch.setattr(ovs, "_start_ovsdb", lambda run_dir, t: (seen.append(run_dir), (None, "stop here"))[1])
+
+    def fake_start_ovsdb(run_dir: str, timeout: float) -> tuple[None, str]:
+        seen.append(run_dir)
+        return None, "stop here"
+
+    monkeypatch.setattr(ovs, "_start_ovsdb", fake_start_ovsdb)
     refused = ovs.start(str(tmp_path / "a"), datapath="system")
     assert "system datapath not found" in refused.errors[0] and seen == []
     netdev = ovs.start(str(tmp_path / "b"), datapath="netdev")
