@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 from typing import NoReturn
 
-from init import bootcfg, modules, mounts, pid1, procs, rootdev, switchroot
+from init import bootcfg, handoff, modules, mounts, pid1, procs, rootdev, switchroot
 from mosnet import cmdline, daemon, dhcpmode, firewall, ipv6, log, netif, resolvconf, static
 from mosnet.config import NetConfig
 from mosnet.dhcp4.client import Client
 from mosnet.dhcp4.lease import Lease
-from mosnet.plan import Plan
+from mosnet.plan import STATIC_PORT, Plan
 from mosnet.proxy import ProxyConfig
 from mosnet.proxyproc import ProxySpec
 
@@ -59,6 +59,7 @@ class BootState:
     proxy: ProxySpec | None = None
     root_mounted: bool = False
     daemon: daemon.DaemonHandle | None = None
+    facts: handoff.NetFacts = field(default_factory=handoff.NetFacts)
 
 
 def _set_devkmsg(value: str) -> str | None:
@@ -112,6 +113,9 @@ def bring_up_network(state: BootState) -> None:
         result = static.bring_up(state.net, resolv_conf=os.path.join(RUN_DIR, "resolv.conf"))
         if not result.plan.ok:
             _log.error("static network not configured: %s", "; ".join(result.plan.errors))
+        port = STATIC_PORT if result.applied.ok else result.plan.nic
+        _note_network(state, result.plan, port, result.reason, result.uplink_mac)
+        state.facts.errors += result.applied.errors
         addrs = [ip.address for ip in (state.net.ip4, state.net.ip6) if ip is not None]
         gws = [ip.gateway for ip in (state.net.ip4, state.net.ip6) if ip and ip.gateway]
         state.proxy = _proxy_spec(result.plan, result.uplink_mac, addrs, gws)
@@ -125,9 +129,20 @@ def bring_up_dhcp(state: BootState) -> None:
     if not result.plan.ok:
         _log.error("DHCP network not configured: %s", "; ".join(result.plan.errors))
     state.client, state.lease, state.v6 = result.client, result.lease, result.v6
+    _note_network(state, result.plan, result.port, result.nic_reason, result.uplink_mac)
     if result.lease is not None:
         lease = result.lease
         state.proxy = _proxy_spec(result.plan, result.uplink_mac, [lease.address], lease.routers)
+
+
+def _note_network(
+    state: BootState, plan: Plan, port: str | None, reason: str, mac: str | None
+) -> None:
+    """Keep what the network phase decided for state.json."""
+    facts = state.facts
+    facts.mode, facts.nic, facts.nic_reason, facts.nic_mac = plan.mode, plan.nic, reason, mac
+    facts.backend, facts.port = plan.backend, port
+    facts.errors = list(plan.errors)
 
 
 def _proxy_spec(
@@ -149,6 +164,7 @@ def set_up_firewall(state: BootState) -> None:
         _log.info("no mosfirewall= or mosnat=: nftables left alone")
         return
     result = firewall.apply(state.net)
+    state.facts.firewall, state.facts.firewall_requested = result, True
     _log.info("firewall: applied %s", ", ".join(result.applied) or "nothing")
 
 
@@ -189,6 +205,16 @@ def start_daemon(state: BootState) -> None:
     procs.reap_orphans()
 
 
+def record_state(state: BootState, result: str) -> None:
+    """state.json for the real system; never in the way of the boot."""
+    cfg = state.cfg
+    boot = handoff.boot_section(state.timings, result, str(cfg.root), cfg.init)
+    handle = state.daemon
+    services = handoff.services_section(handle.pid if handle else None, state.proxy, state.v6)
+    lease_clock = state.client.clock() if state.client is not None else None
+    handoff.record(RUN_DIR, boot, state.facts, state.lease, lease_clock, services)
+
+
 def do_switch_root(state: BootState) -> NoReturn:
     cfg = state.cfg
     plan = switchroot.preflight(NEW_ROOT, cfg.init)
@@ -198,6 +224,7 @@ def do_switch_root(state: BootState) -> NoReturn:
     _log.info(
         "boot timings: %s", ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in state.timings.items())
     )
+    pid1.guard(record_state, state, "switch_root")
     if state.devkmsg is not None:
         _set_devkmsg(state.devkmsg)
     switchroot.execute(
@@ -228,6 +255,7 @@ def boot_once(state: BootState) -> NoReturn:
 
 def fallback(state: BootState, reason: str) -> NoReturn:
     _log.critical("FATAL: %s", reason)
+    pid1.guard(record_state, state, f"fallback: {reason}")
     if state.cfg.mosshell:
         _log.critical("mosshell: starting the emergency shell on the console")
         pid1.emergency_shell()
@@ -239,6 +267,7 @@ def _setup(state: BootState) -> None:
     start = time.monotonic()
     pid1.install_signal_handlers()
     problems = mounts.mount_api()
+    handoff.open_log(RUN_DIR)
     state.devkmsg = _set_devkmsg("on")
     text = _read_cmdline()
     # Echo to the console only when the kernel would not show kmsg info lines.

@@ -1,4 +1,4 @@
-"""``mosnet plan | apply | discover``: the plan made visible, and its executor.
+"""``mosnet plan | apply | discover | status``: the plan made visible, its executor, the state.
 
 ``plan`` prints the numbered actions, the rollback, notes and errors and
 touches nothing (``--live`` only reads links). ``apply`` executes (root).
@@ -53,6 +53,10 @@ def _parser() -> argparse.ArgumentParser:
                 metavar="N",
                 help="test hook: fail step N to exercise the rollback",
             )
+    st = sub.add_parser("status", help="what mosnet set up at boot, and whether it still runs")
+    st.add_argument("--json", action="store_true", help="for machines: state and checks")
+    st.add_argument("--check", action="store_true", help="exit 1 if a check fails (monitoring)")
+    st.add_argument("--run-dir", default="/run/mosnet", metavar="DIR", help=argparse.SUPPRESS)
     d = sub.add_parser("discover", help="list the NICs")
     d.add_argument("--json", action="store_true", help="print a links fixture")
     d.add_argument("--write", metavar="FIXTURE.json", help="save a links fixture")
@@ -117,6 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.verb == "discover":
             return _discover(args)
+        if args.verb == "status":
+            from mosnet import status
+
+            return status.main(args.run_dir, args.json, args.check)
         the_plan = build(args)
         sys.stdout.write(the_plan.render())
         if args.verb == "plan":

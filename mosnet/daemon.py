@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mosnet import ipv6, log, proctitle, resolvconf
+from mosnet import ipv6, log, proctitle, resolvconf, state
 from mosnet.dhcp4 import apply
 from mosnet.dhcp4.client import Client
 from mosnet.dhcp4.lease import Lease
@@ -75,7 +75,17 @@ class LeaseKeeper:
         self.v6 = v6
         self.renewals = 0
 
+    def _record(self, lease: Lease | None) -> None:
+        """The lease section of state.json (``mosnet status`` shows the timers)."""
+        ifname = self.client.ifname
+        section = None if lease is None else state.lease_section(lease, ifname, self.client.clock())
+        try:
+            state.set_section(self.run_dir, "lease", section)
+        except OSError as exc:
+            _log.warning("state.json not updated: %s", exc)
+
     def _publish(self, lease: Lease) -> None:
+        self._record(lease)
         if self.v6 is not None:  # IPv6 rewrites resolv.conf too: keep it merged
             self.v6.v4_dns = tuple(map(str, lease.dns))
             self.v6.v4_search = tuple(lease.search)
@@ -98,6 +108,7 @@ class LeaseKeeper:
     def on_expire(self, lease: Lease) -> None:
         _log.warning("lease %s on %s expired: removing it", lease.address, self.client.ifname)
         apply.remove(lease, self.client.ifname)
+        self._record(None)
 
 
 def _follow_switch(

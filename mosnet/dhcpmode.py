@@ -37,6 +37,7 @@ class DhcpResult:
     lease: Lease | None
     v6: ipv6.Ipv6State | None = None
     uplink_mac: str | None = None
+    nic_reason: str = ""  # why the uplink was picked
 
 
 def _candidates(cfg: NetConfig, include: tuple[str, ...]) -> tuple[discover.Nic, ...]:
@@ -50,19 +51,28 @@ def _candidates(cfg: NetConfig, include: tuple[str, ...]) -> tuple[discover.Nic,
     return nics
 
 
-def choose_nic(cfg: NetConfig, nics: tuple[discover.Nic, ...]) -> str | None:
+def choose_nic(cfg: NetConfig, nics: tuple[discover.Nic, ...]) -> discover.Choice | None:
     """The NIC with the preferred offer, else the first one with carrier."""
     names = [n.name for n in nics]
     found = dhcp_probe.probe(
         names, timeout=cfg.dhcp.timeout, prefer_private=cfg.dhcp.prefer_private
     )
     if found is not None:
-        return str(found.ifname)
+        return discover.Choice(str(found.ifname), offer_reason(found, cfg.dhcp.prefer_private))
     linked = [n.name for n in nics if discover.has_carrier(n.name)] or names
     if not linked:
         return None
     _log.warning("no DHCP offer on any NIC; bridging %s and asking again on it", linked[0])
-    return linked[0]
+    return discover.Choice(linked[0], "no DHCP offer on any NIC: the first one with carrier")
+
+
+def offer_reason(found: dhcp_probe.ProbeResult, prefer_private: bool) -> str:
+    """``offer 10.0.0.5 from 10.0.0.1, 2 offer(s) on 2 NIC(s); RFC 1918 offers preferred``."""
+    nics = len({ifname for ifname, _, _ in found.offers_seen}) or 1
+    rule = "RFC 1918 offers preferred" if prefer_private else "the first offer wins"
+    server = found.offer.server_id or "an unnamed server"
+    seen = f"{len(found.offers_seen)} offer(s) on {nics} NIC(s)"
+    return f"offer {found.yiaddr} from {server}, {seen}; {rule}"
 
 
 def lease_on(port: str, run_dir: str) -> tuple[Client | None, Lease | None]:
@@ -92,8 +102,8 @@ def lease_on(port: str, run_dir: str) -> tuple[Client | None, Lease | None]:
 
 def bring_up(cfg: NetConfig, run_dir: str, include: tuple[str, ...] = ()) -> DhcpResult:
     nics = _candidates(cfg, include)
-    chosen = choose_nic(cfg, nics) if nics else None
-    the_plan = plan(cfg, nics, chosen, ovs_available=ovs.available())
+    choice = choose_nic(cfg, nics) if nics else None
+    the_plan = plan(cfg, nics, choice.name if choice else None, ovs_available=ovs.available())
     for line in the_plan.render().splitlines():
         _log.info("plan: %s", line)
     if not the_plan.ok:
@@ -106,7 +116,9 @@ def bring_up(cfg: NetConfig, run_dir: str, include: tuple[str, ...] = ()) -> Dhc
     os.makedirs(run_dir, exist_ok=True)
     client, lease = lease_on(port, run_dir)
     v6 = start_ipv6(cfg, port, run_dir, lease)
-    return DhcpResult(the_plan, applied, port, client, lease, v6, mac)
+    return DhcpResult(
+        the_plan, applied, port, client, lease, v6, mac, choice.reason if choice else ""
+    )
 
 
 def start_ipv6(cfg: NetConfig, port: str, run_dir: str, lease: Lease | None) -> ipv6.Ipv6State:

@@ -24,6 +24,14 @@ IFF_UP = 0x1
 
 
 @dataclass(frozen=True)
+class Choice:
+    """The uplink and why it was picked (logged, and kept in state.json)."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Nic:
     name: str
     index: int

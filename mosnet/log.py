@@ -71,6 +71,8 @@ def setup(
     """
     root = logging.getLogger(PREFIX)
     for handler in list(root.handlers):
+        if isinstance(handler, _FileHandler):
+            continue  # the boot log file stays (add_file owns it)
         root.removeHandler(handler)
         if isinstance(handler, _FdHandler) and handler.fd > 2:
             with contextlib.suppress(OSError):
@@ -87,6 +89,36 @@ def setup(
         out_fd = os.dup(sys.stderr.fileno()) if _stderr_ok() else None
     if out_fd is not None:
         root.addHandler(_FdHandler(out_fd, kmsg=False))
+
+
+def add_file(path: str) -> None:
+    """Also append every line to ``path`` (plain text, uptime-stamped).
+
+    Forked processes (the daemon) inherit the handler and keep appending.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+    root = logging.getLogger(PREFIX)
+    for handler in list(root.handlers):
+        if isinstance(handler, _FileHandler):
+            root.removeHandler(handler)
+            with contextlib.suppress(OSError):
+                os.close(handler.fd)
+    root.addHandler(_FileHandler(fd))
+
+
+class _FileHandler(_FdHandler):
+    """The boot log file: time-stamped like the console, with the level."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__(fd, kmsg=False)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+            data = f"[{uptime():9.3f}] {record.levelname.lower():7} {text}\n"
+            os.write(self.fd, data.encode("utf-8", "replace")[:2000])
+        except OSError:
+            pass
 
 
 def _stderr_ok() -> bool:

@@ -32,6 +32,7 @@ class StaticResult:
     applied: netapply.ApplyResult
     chosen: str | None  # the NIC the probe (or the user) picked
     uplink_mac: str | None = None
+    reason: str = ""  # why that NIC
 
 
 def _discover(cfg: NetConfig, include: tuple[str, ...]) -> tuple[discover.Nic, ...]:
@@ -44,26 +45,28 @@ def _discover(cfg: NetConfig, include: tuple[str, ...]) -> tuple[discover.Nic, .
     return nics
 
 
-def choose_nic(cfg: NetConfig, nics: tuple[discover.Nic, ...]) -> str | None:
+def choose_nic(cfg: NetConfig, nics: tuple[discover.Nic, ...]) -> discover.Choice | None:
     """The named device, else the NIC whose gateway answers first (ARP, then NS)."""
     if cfg.device:
         _log.info("device %s named on the command line: no gateway probe", cfg.device)
-        return cfg.device
+        return discover.Choice(cfg.device, "named on the command line")
     names = [n.name for n in nics]
     if cfg.ip4 is not None and cfg.ip4.gateway is not None:
         found = probe.find_gateway_nic(
             names, cfg.ip4.gateway, timeout=PROBE_TIMEOUT, sender_ip=cfg.ip4.address
         )
         if found is not None:
+            why = f"gateway {cfg.ip4.gateway} answered ARP there first ({found.rtt * 1e3:.1f} ms)"
             _log.info(
                 "gateway %s answers on %s in %.1f ms", cfg.ip4.gateway, found.nic, found.rtt * 1e3
             )
-            return found.nic
+            return discover.Choice(found.nic, why)
     if cfg.ip6 is not None and cfg.ip6.gateway is not None:
         found6 = probe.find_gateway_nic6(names, cfg.ip6.gateway, timeout=PROBE_TIMEOUT)
         if found6 is not None:
+            why = f"gateway {cfg.ip6.gateway} answered the neighbour solicitation there first"
             _log.info("gateway %s answers on %s", cfg.ip6.gateway, found6.nic)
-            return found6.nic
+            return discover.Choice(found6.nic, why)
     _log.warning("no NIC got an answer from the gateway")
     return None
 
@@ -128,7 +131,8 @@ def bring_up(
     not mounted yet, and /run moves into it.
     """
     nics = _discover(cfg, include)
-    chosen = choose_nic(cfg, nics)
+    choice = choose_nic(cfg, nics)
+    chosen = choice.name if choice else None
     the_plan = plan(cfg, nics, chosen, ovs_available=ovs.available(), resolv_conf=resolv_conf)
     for line in the_plan.render().splitlines():
         _log.info("plan: %s", line)
@@ -136,7 +140,7 @@ def bring_up(
     # sends on coming up (IGMP reports from its own MAC) before the switch sees it.
     mac = macnat.enable(the_plan, nics) if the_plan.ok else None
     applied = netapply.apply(the_plan)
-    result = StaticResult(the_plan, applied, chosen, mac)
+    result = StaticResult(the_plan, applied, chosen, mac, choice.reason if choice else "")
     if applied.ok or applied.rolled_back:
         if cfg.ip6 is not None and the_plan.nic:
             wait_for_dad("public" if applied.ok else the_plan.nic)

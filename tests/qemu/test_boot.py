@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -38,7 +39,8 @@ def test_dhcp_boot_switches_root_and_daemon_renews(
     assert f"ROOT:   nameserver {gateway.address}" in console
     assert "ROOT:   search mosnet.test" in console
     assert re.search(r"ROOT:\s+daemon pid \d+ cmdline '@mosnet-daemon", console)
-    assert "ROOT:   lease-mos.json" in console
+    assert "ROOT:   lease-mos.json" in console and "ROOT:   boot.log" in console
+    _check_state_json(console, addr.group(1), gateway.address)
     # Each boot phase is logged with its time.
     for phase in ("drivers", "network", "root", "daemon"):
         assert re.search(rf"mosnet: {phase} done in \d+ ms", console), phase
@@ -51,6 +53,31 @@ def test_dhcp_boot_switches_root_and_daemon_renews(
     modules = re.search(r"ROOT: --- modules\s+ROOT:\s+(.*)", console)
     assert modules and "ext4" in modules.group(1).split(), "ext4 not loaded by request_module"
     assert "Kernel panic" not in console
+
+
+def _check_state_json(console: str, address: str, gateway: str) -> None:
+    """PID 1's hand-off, read in the real root: what was chosen, why, and who runs."""
+    line = re.search(r"^ROOT: state\.json (\{.*\})\s*$", console, re.M)
+    assert line, "no /run/mosnet/state.json in the real root"
+    st = json.loads(line.group(1))
+    net = st["network"]
+    assert (st["schema"], st["boot"]["result"]) == (1, "switch_root")
+    assert (net["mode"], net["nic"], net["port"], net["backend"]) == (
+        "dhcp",
+        "eth0",
+        "mos",
+        "linux",
+    )
+    assert net["nic_reason"].startswith(f"offer {address} from {gateway}")
+    assert {"ifname": "mos", "address": f"{address}/24", "scope": "global"} in net["addresses"]
+    assert {"dst": "default", "dev": "mos", "via": gateway} in net["routes"]
+    assert net["dns"]["servers"] == [gateway]
+    daemon = re.search(r"ROOT:\s+daemon pid (\d+) cmdline '@mosnet-daemon", console)
+    assert daemon and st["daemon"] == {"pid": int(daemon.group(1))}
+    lease = st["lease"]
+    assert lease["address"] == f"{address}/24" and lease["server"] == gateway
+    assert lease["obtained"] < lease["renew_at"] < lease["rebind_at"] < lease["expires_at"]
+    assert set(st["boot"]["timings_ms"]) >= {"setup", "drivers", "network", "root"}
 
 
 def _expect_fallback(vm: Vm, timeout: float) -> str:
