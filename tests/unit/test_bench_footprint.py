@@ -1,10 +1,10 @@
-"""The pure parts of bench/daemon_footprint.py: /proc text, console lines, idle figures."""
+"""The pure parts of bench/footprint_figures.py: /proc text, console lines, idle figures."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench import daemon_footprint as fp
+from bench import footprint_figures as fp
 
 
 def _stat(pid: int, comm: str, utime: int, stime: int) -> str:

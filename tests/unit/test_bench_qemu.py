@@ -1,10 +1,10 @@
-"""The pure parts of bench/qemu_boot.py and bench/dracut_ref.py: console parsing, phases."""
+"""The pure parts of bench/qemu_console.py and bench/dracut_ref.py: console parsing, phases."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench import dracut_ref, native_boot, qemu_boot
+from bench import busybox_ref, dracut_ref, qemu_console
 
 CONSOLE = """\
 SeaBIOS (version 1.16.2-debian-1.16.2-1)
@@ -27,23 +27,23 @@ ROOT: --- routes
 
 
 def test_console_lines_split_kernel_stamps() -> None:
-    lines = qemu_boot.console_lines("[    7.193908] Run /init as init process\r\nROOT: x\n")
+    lines = qemu_console.console_lines("[    7.193908] Run /init as init process\r\nROOT: x\n")
     assert lines[0] == (7.193908, "Run /init as init process")
     assert lines[1] == (None, "ROOT: x")
-    assert qemu_boot.stamp_of(lines, qemu_boot.RUN_INIT) == 7.193908
+    assert qemu_console.stamp_of(lines, qemu_console.RUN_INIT) == 7.193908
     # a marker echoed without a kernel stamp does not count
-    fake = qemu_boot.console_lines("Not activating Mandatory Access Control as x does not exist")
-    assert qemu_boot.stamp_of(fake, qemu_boot.REAL_INIT) is None
+    fake = qemu_console.console_lines("Not activating Mandatory Access Control as x does not exist")
+    assert qemu_console.stamp_of(fake, qemu_console.REAL_INIT) is None
 
 
 def test_boot_timings_line() -> None:
-    got = qemu_boot.parse_boot_timings("setup 163 ms, drivers 5066 ms, ipv6 ra 3004.5 ms")
+    got = qemu_console.parse_boot_timings("setup 163 ms, drivers 5066 ms, ipv6 ra 3004.5 ms")
     assert got == {"setup": 163.0, "drivers": 5066.0, "ipv6 ra": 3004.5}
-    assert qemu_boot.parse_boot_timings("nothing here") == {}
+    assert qemu_console.parse_boot_timings("nothing here") == {}
 
 
 def test_analyse_a_mosnet_boot() -> None:
-    r = qemu_boot.analyse(CONSOLE, mosnet=True)
+    r = qemu_console.analyse(CONSOLE, mosnet=True)
     assert r.ok, r.error
     assert r.real_init_s == pytest.approx(31.873199)
     assert r.run_init_s == pytest.approx(7.193908)
@@ -58,21 +58,21 @@ def test_analyse_a_mosnet_boot() -> None:
 
 def test_analyse_refuses_runs_without_marker_or_lease() -> None:
     no_marker = CONSOLE.replace("Not activating", "Activating")
-    r = qemu_boot.analyse(no_marker, mosnet=True)
+    r = qemu_console.analyse(no_marker, mosnet=True)
     assert not r.ok and "real init not reached" in r.error
     no_lease = CONSOLE.replace("inet 10.231.7.111", "inet 192.168.1.5")
-    r = qemu_boot.analyse(no_lease, mosnet=False)
+    r = qemu_console.analyse(no_lease, mosnet=False)
     assert not r.ok and "lease" in r.error
     # the address must be in the test root's report, not anywhere on the console
     elsewhere = no_lease + "[ 40.0] mosnet: bound 10.231.7.111/24\n"
-    assert not qemu_boot.analyse(elsewhere, mosnet=False).ok
-    assert qemu_boot.analyse(CONSOLE, mosnet=False).phases_ms == {}
+    assert not qemu_console.analyse(elsewhere, mosnet=False).ok
+    assert qemu_console.analyse(CONSOLE, mosnet=False).phases_ms == {}
 
 
 def test_summary_and_ratios() -> None:
-    ok = [qemu_boot.RunResult(True, 10.0 + i, 6.0, 0.5) for i in range(5)]
-    bad = qemu_boot.RunResult(False, error="real init not reached")
-    s = qemu_boot.summarize_variant([*ok, bad])
+    ok = [qemu_console.RunResult(True, 10.0 + i, 6.0, 0.5) for i in range(5)]
+    bad = qemu_console.RunResult(False, error="real init not reached")
+    s = qemu_console.summarize_variant([*ok, bad])
     assert (s["runs"], s["failures"]) == (6, 1)
     assert s["real_init_s"]["median"] == 12.0
     assert s["initramfs_s"]["median"] == 6.0
@@ -82,13 +82,13 @@ def test_summary_and_ratios() -> None:
         "mosnet": {"real_init_s": {"median": 31.0}},
         "dracut": {},
     }
-    assert qemu_boot.ratios(variants, "real_init_s") == {"mosnet": 3.1}
-    assert qemu_boot.ratios({"mosnet": variants["mosnet"]}, "real_init_s") == {}
-    assert qemu_boot.summarize_variant([bad]).get("real_init_s") is None
+    assert qemu_console.ratios(variants, "real_init_s") == {"mosnet": 3.1}
+    assert qemu_console.ratios({"mosnet": variants["mosnet"]}, "real_init_s") == {}
+    assert qemu_console.summarize_variant([bad]).get("real_init_s") is None
 
 
 def test_reference_script_loads_modules_in_order_then_waits_for_root() -> None:
-    text = native_boot.busybox_init("/dev/vda", modules=("virtio", "virtio_net"), rw=True,
+    text = busybox_ref.busybox_init("/dev/vda", modules=("virtio", "virtio_net"), rw=True,
                                     fstype="ext4")  # fmt: skip
     lines = text.splitlines()
     i_virtio = lines.index("insmod /lib/modules/virtio.ko")
@@ -98,10 +98,10 @@ def test_reference_script_loads_modules_in_order_then_waits_for_root() -> None:
     assert wait < lines.index("mount -o rw -t ext4 /dev/vda /sysroot")
     assert lines[-1] == "exec switch_root /sysroot /sbin/init"
     # the native bench's script is unchanged: no modules, no wait, read-only
-    native = native_boot.busybox_init("/dev/loop7")
+    native = busybox_ref.busybox_init("/dev/loop7")
     assert "insmod" not in native and "usleep" not in native
     assert "mount -o ro /dev/loop7 /sysroot" in native.splitlines()
-    assert set(native_boot.busybox_applets(True)) - set(native_boot.busybox_applets()) == {
+    assert set(busybox_ref.busybox_applets(True)) - set(busybox_ref.busybox_applets()) == {
         "insmod",
         "usleep",
     }
@@ -129,7 +129,7 @@ def test_parse_maps_reads_only_marked_lines() -> None:
         "BQ7-MAP\n"
         "BQ7-END\n"
     )
-    assert qemu_boot.parse_maps(text) == [
+    assert qemu_console.parse_maps(text) == [
         "/usr/lib/mosnet/_socket.so",
         "/usr/lib/mosnet/mosnet-init.bin",
     ]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bench import native_boot, pngchart, probe_nics, run, stats
+from bench import native_phases, pngchart, probe_nics, run, stats
 
 
 def test_quantiles_interpolate_like_numpy() -> None:
@@ -115,25 +115,25 @@ def test_mosnet_phases_add_up_to_the_total() -> None:
         (4780, "root done in 12 ms"),
         (4783, "daemon done in 3 ms"),
     )
-    phases = native_boot.mosnet_phases(0, int(4800 * 1e6), lines)
-    assert list(phases) == list(native_boot.PHASE_NAMES)
+    phases = native_phases.mosnet_phases(0, int(4800 * 1e6), lines)
+    assert list(phases) == list(native_phases.PHASE_NAMES)
     assert phases["imports"] == 400 and phases["arp probe"] == 1000
     assert phases["ipv6 ra"] == 3000 and phases["switch_root"] == 17
     assert sum(v for v in phases.values() if v is not None) == pytest.approx(4800)
     # a missing line folds its phase into the next one; the sum stays the total
     without = [ln for ln in lines if "gratuitous" not in ln[1]]
-    folded = native_boot.mosnet_phases(0, int(4800 * 1e6), without)
+    folded = native_phases.mosnet_phases(0, int(4800 * 1e6), without)
     assert folded["announce"] is None and folded["ipv6 ra"] == 3210
     assert sum(v for v in folded.values() if v is not None) == pytest.approx(4800)
 
 
 def test_kmsg_and_stamp_parsing() -> None:
     rec = b"6,1234,5000123,-;mosnet: drivers done in 5 ms\n SUBSYSTEM=x\n"
-    assert native_boot.parse_kmsg(rec) == (5000123000, "mosnet: drivers done in 5 ms")
-    assert native_boot.parse_kmsg(b"garbage") is None
-    assert native_boot.mosnet_lines([(1, "mosnet: a"), (2, "eth0: b")]) == [(1, "a")]
+    assert native_phases.parse_kmsg(rec) == (5000123000, "mosnet: drivers done in 5 ms")
+    assert native_phases.parse_kmsg(b"garbage") is None
+    assert native_phases.mosnet_lines([(1, "mosnet: a"), (2, "eth0: b")]) == [(1, "a")]
     out = "udhcpc: started\nBN7 exec 100\nBN7 init 250\nBN7 init 999\n"
-    assert native_boot.parse_stamps(out) == {"exec": 100, "init": 250}
+    assert native_phases.parse_stamps(out) == {"exec": 100, "init": 250}
 
 
 def test_probe_summary_and_sequential_model() -> None:
