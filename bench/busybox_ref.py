@@ -19,7 +19,7 @@ mount -t devtmpfs -o nosuid,mode=0755 devtmpfs /dev
 mount -t tmpfs -o nosuid,nodev,mode=0755 tmpfs /run
 {drivers}ip link set lo up
 ip link set eth0 up
-udhcpc -i eth0 -s /udhcpc.sh -n -t 10 -T 1 || echo "BN7 fail udhcpc"
+udhcpc -i eth0 -s /udhcpc.sh -n -t 10 -T 1{arp_check} || echo "BN7 fail udhcpc"
 {wait_root}mount {mount_opts}{root} /sysroot
 for d in dev proc sys run; do mount --move /$d /sysroot/$d; done
 exec switch_root /sysroot /sbin/init
@@ -43,12 +43,14 @@ MODULE_APPLETS = ("insmod", "usleep")
 
 
 def busybox_init(
-    root: str, *, modules: Sequence[str] = (), rw: bool = False, fstype: str = ""
+    root: str, *, modules: Sequence[str] = (), rw: bool = False, fstype: str = "", arp_ms: int = 0
 ) -> str:
     """The reference's /init: mount, [insmod], udhcpc, mount the root, switch_root.
 
     ``modules`` (names, dependencies first) are loaded from ``/lib/modules``
     with ``insmod``; then the script waits for ``root`` to appear.
+    ``arp_ms`` makes udhcpc check the offered address by ARP first (``-a``),
+    the duplicate-address check mosnet does before it uses a lease.
     """
     opts = f"-o {'rw' if rw else 'ro'} " + (f"-t {fstype} " if fstype else "")
     return BUSYBOX_INIT.format(
@@ -56,6 +58,7 @@ def busybox_init(
         drivers="".join(_INSMOD.format(name=m) for m in modules),
         wait_root=_WAIT_ROOT.format(root=root) if modules else "",
         mount_opts=opts,
+        arp_check=f" -a{arp_ms}" if arp_ms else "",
     )
 
 

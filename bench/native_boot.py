@@ -83,6 +83,12 @@ def run(
         for k in section["variants"]
         if k != "busybox" and ref is not None and (m := median_total(section, k)) is not None
     }
+    acd = median_total(section, "busybox_acd")  # the reference with mosnet's ARP check
+    section["ratios_same_check"] = {
+        k: round(stats.ratio(m, acd), 2)
+        for k in section["variants"]
+        if k.startswith("mosnet") and acd is not None and (m := median_total(section, k))
+    }
     return section
 
 

@@ -39,6 +39,7 @@ HERE = Path(__file__).resolve().parent
 IMAGE = TOP / "out" / "mosnet-initramfs.img"
 RUN_TIMEOUT = 60.0
 V4_NET, RA_NET = "10.231.0", "10.231.1"
+ACD_MS = 1000  # udhcpc -a: the same 1 s ARP check as mosnet's probe_wait
 
 
 @dataclass(frozen=True)
@@ -91,13 +92,16 @@ class NativeBench:
         self.loop = self._root_image(stamp)
         mosnet = self._mosnet_stage(stamp, preload)
         self._check_preload(mosnet, check)
-        busybox = self._busybox_stage(stamp)
+        busybox = self._busybox_stage(stamp, "stage-busybox", 0)
+        busybox_acd = self._busybox_stage(stamp, "stage-busybox-acd", ACD_MS)
         self._network()
         self.mountpoint.mkdir()
         self.kmsg = Kmsg()
         self.variants = [
             Variant("busybox", "busybox + udhcpc (ref)", busybox, ("/init",),
                     "br0", V4_NET, "02:b7:00:00:00:01", False),
+            Variant("busybox_acd", "busybox + udhcpc -a1000 (ref, ARP check)", busybox_acd,
+                    ("/init",), "br0", V4_NET, "02:b7:00:00:00:04", False),
             Variant("mosnet", "mosnet-init, IPv4-only LAN", mosnet,
                     ("LD_PRELOAD=/bn7-cmdline.so", "BN7_CMDLINE=/etc/bn7-cmdline",
                      "/mosnet-init"), "br0", V4_NET, "02:b7:00:00:00:02", True),
@@ -153,8 +157,8 @@ class NativeBench:
         if got != self.cmdline:
             raise RuntimeError(f"the /proc/cmdline shim does not work in the image: {got!r}")
 
-    def _busybox_stage(self, stamp: Path) -> Path:
-        stage = self.work / "stage-busybox"
+    def _busybox_stage(self, stamp: Path, name: str, arp_ms: int) -> Path:
+        stage = self.work / name
         for d in ("bin", "proc", "sys", "dev", "run", "sysroot", "etc", "tmp"):
             (stage / d).mkdir(parents=True)
         shutil.copy2(BUSYBOX, stage / "bin" / "busybox")
@@ -162,10 +166,10 @@ class NativeBench:
             (stage / "bin" / applet).symlink_to("busybox")
         shutil.copy2(stamp, stage / "bn7-stamp")
         assert self.loop is not None
-        for name, text in (("init", busybox_init(self.loop)),
+        for file, text in (("init", busybox_init(self.loop, arp_ms=arp_ms)),
                            ("udhcpc.sh", UDHCPC_SCRIPT)):  # fmt: skip
-            (stage / name).write_text(text)
-            (stage / name).chmod(0o755)
+            (stage / file).write_text(text)
+            (stage / file).chmod(0o755)
         return stage
 
     def _network(self) -> None:

@@ -16,6 +16,10 @@ def median_total(section: dict[str, Any], key: str) -> float | None:
     return float(total["median"]) if total else None
 
 
+def _verdict(ratio: float, target: float) -> str:
+    return f"<= {target:g}: {stats.verdict(ratio, target)}"
+
+
 def report(section: dict[str, Any]) -> str:
     variants: dict[str, Any] = section.get("variants", {})
     ratios: dict[str, float] = section.get("ratios", {})
@@ -30,13 +34,20 @@ def report(section: dict[str, Any]) -> str:
         rows.append([
             v.get("label", key), t["median"], t["p25"], t["p75"], t["min"], t["max"],
             "1 (ref)" if key == "busybox" else None if r is None else f"{r:.1f}",
-            "" if r is None else f"<= {target:g}: {stats.verdict(r, target)}",
+            "" if r is None or key.startswith("busybox") else _verdict(r, target),
         ])  # fmt: skip
     out = [
         f"native boot: exec of the initramfs init -> exec of the real init, IPv4 lease up "
         f"({section.get('runs')} runs, ms)",
         stats.table(["", "median", "p25", "p75", "min", "max", "ratio", "target"], rows),
     ]
+    same = section.get("ratios_same_check", {})
+    if same:
+        figures = ", ".join(
+            f"{variants[k].get('label', k)} {r:.1f} ({stats.verdict(r, target)})"
+            for k, r in same.items()
+        )
+        out.append(f"against the reference with the same 1 s ARP check (udhcpc -a): {figures}")
     out += _phase_lines(variants)
     failures = {k: v["failures"] for k, v in variants.items() if v.get("failures")}
     if failures:
