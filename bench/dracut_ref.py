@@ -141,8 +141,11 @@ def _key(kind: str, debs: Sequence[Path], kver: str) -> str:
     return h.hexdigest()[:16]
 
 
-def build(kind: str, log: Callable[[str], None] = print) -> Path:
-    """The cached image of ``kind``, built first if needed; DracutUnavailable if it cannot be."""
+def build(kind: str, log: Callable[[str], None] = print, fresh: bool = False) -> Path:
+    """The cached image of ``kind``, built first if needed (always with ``fresh``).
+
+    DracutUnavailable if it cannot be built here.
+    """
     if os.geteuid() != 0:
         raise DracutUnavailable("building dracut's image needs root (mount namespace, chroot)")
     for tool in ("apt-get", "dpkg-deb", "unshare", "chroot", "zstd", "cpio"):
@@ -154,7 +157,7 @@ def build(kind: str, log: Callable[[str], None] = print) -> Path:
         raise DracutUnavailable(str(exc)) from exc
     debs = _fetch(CACHE / "debs", log)
     out = CACHE / f"dracut-{kind}-{_key(kind, debs, kver)}.img"
-    if out.is_file():
+    if out.is_file() and not fresh:
         return out
     work = Path(tempfile.mkdtemp(prefix="bq7-dracut-"))
     try:

@@ -26,6 +26,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import (  # noqa: E402
+    build_time,
     daemon_footprint,
     image_size,
     native_boot,
@@ -76,6 +77,9 @@ BENCHES: dict[str, Bench] = {
     "qemu": Bench(qemu_boot.KEY, qemu_boot.run, qemu_boot.report, qemu_boot.panels, runs=5),
     # --runs = guest unpack boots per compressor (at most 3)
     "size": Bench(image_size.KEY, image_size.run, image_size.report, image_size.panels, runs=3),
+    # a cold build in a fresh clone (~5 min), then --runs warm builds (at most 3) and as
+    # many dracut builds (~1-2 min each)
+    "build": Bench(build_time.KEY, build_time.run, build_time.report, build_time.panels, runs=2),
 }
 DEFAULT_RUNS = 10
 
@@ -128,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--only", default=",".join(BENCHES), help="comma list: " + ",".join(BENCHES))
     p.add_argument("--runs", type=int, help="measured runs per case (default: 10; qemu 5, size 3, "
-                   "footprint 2, proxy 3)")  # fmt: skip
+                   "footprint 2, proxy 3, build 2)")  # fmt: skip
     p.add_argument("--no-save", action="store_true", help="print only; leave results alone")
     p.add_argument("--report", action="store_true", help="measure nothing: print the tables "
                    "and redraw the chart from results.json")  # fmt: skip
