@@ -32,7 +32,9 @@ MBR_KEEP = slice(0x1B8, 0x1FE)  # disk signature and partition table
 
 
 def _run(*argv: str) -> None:
-    subprocess.run(argv, check=True, capture_output=True, stdin=subprocess.DEVNULL)
+    done = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)}: exit {done.returncode}: {done.stderr.strip()}")
 
 
 def make(out: Path, stage: Path, label: str, size_mb: int = 192) -> Path:
@@ -82,4 +84,6 @@ def ext4_contents(image: Path, into: Path) -> Path:
     into.mkdir(parents=True, exist_ok=True)
     _run("debugfs", "-R", f"rdump / {into}", str(image))
     shutil.rmtree(into / "lost+found", ignore_errors=True)
+    if not any(into.iterdir()):  # debugfs exits 0 even when it cannot open the image
+        raise RuntimeError(f"debugfs found no files in {image}")
     return into
