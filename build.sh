@@ -9,9 +9,11 @@
 # Caches live under .cache/ (ccache, Nuitka, kernel and OVS packages), so a
 # second run with nothing changed only checks stamps.
 #
-# usage: ./build.sh [--compress zstd|gzip] [--no-deps] [--test-deps] [--no-ovs]
+# usage: ./build.sh [--compress zstd|gzip] [--no-deps] [--test-deps] [--no-ovs] [--cmdline LINE]
 #   --test-deps  also install what tests/run-all.sh needs (QEMU, dnsmasq, mkfs tools)
 #   --no-ovs     skip the OVS add-on (a stale one in out/ is removed)
+#   --cmdline    default kernel parameters baked into the image (/etc/mosnet/cmdline);
+#                the real kernel line overrides them parameter by parameter
 set -euo pipefail
 top=$(cd "$(dirname "$0")" && pwd)
 cd "$top"
@@ -20,13 +22,15 @@ compress=zstd
 install_deps=1
 test_deps=0
 with_ovs=1
+baked_cmdline=
 while [ $# -gt 0 ]; do
     case $1 in
         --compress) compress=$2; shift 2 ;;
         --no-deps) install_deps=0; shift ;;
         --test-deps) test_deps=1; shift ;;
         --no-ovs) with_ovs=0; shift ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        --cmdline) baked_cmdline=$2; shift 2 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "build.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -50,6 +54,10 @@ TEST_DEBS=(
     "squashfs-tools:/usr/bin/mksquashfs" "xz-utils:/usr/bin/xz"
     "kea-dhcp4-server:/usr/sbin/kea-dhcp4"
     "openvswitch-switch:/usr/bin/ovs-vsctl"
+    # the boot recipes in docs/, each booted by the real loader
+    "ipxe-qemu:/usr/lib/ipxe/qemu/efi-virtio.rom" "pxelinux:/usr/lib/PXELINUX/lpxelinux.0"
+    "syslinux-common:/usr/lib/syslinux/modules/bios/ldlinux.c32"
+    "grub-pc-bin:/usr/lib/grub/i386-pc/boot.img"
 )
 
 install_debs() {
@@ -146,6 +154,14 @@ build_nuitka() {
     echo "$want" > "$stamp"
 }
 
+# --cmdline is checked by the boot-time parsers (python -m initramfs cmdline)
+# before minutes go into Nuitka; the pack checks it again and stores it.
+check_cmdline() {
+    [ -n "$baked_cmdline" ] || return 0
+    say "baked command line"
+    .venv/bin/python -m initramfs cmdline "$baked_cmdline"
+}
+
 # The image is reproducible, so identical inputs give identical bytes: skip
 # the (zstd -19) pack when nothing that goes into it changed.
 # The add-on's own modules are not inputs of the base.
@@ -153,6 +169,7 @@ pack_initramfs() {
     local kver=$1 epoch=$2 want stamp=out/.image-stamp py
     py=$(ls initramfs/*.py | grep -v -e '/addon\.py$' -e '/listing\.py$')
     want=$( (echo "$kver $compress $epoch"; cat .cache/nuitka/.stamp;
+             [ -z "$baked_cmdline" ] || printf 'cmdline %s\n' "$baked_cmdline";
              sha256sum .cache/preinit/mosnet-init /bin/busybox /usr/sbin/nft $py) |
             sha256sum | cut -c1-32)
     if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && [ -f out/mosnet-initramfs.img ]; then
@@ -163,7 +180,8 @@ pack_initramfs() {
     SOURCE_DATE_EPOCH=$epoch .venv/bin/python -m initramfs build --out out/mosnet-initramfs.img \
         --compress "$compress" --kernel-root .cache/kernel/current/root --kver "$kver" \
         --dist .cache/nuitka/__main__.dist --preinit .cache/preinit/mosnet-init \
-        --busybox /bin/busybox --extra-elf /usr/sbin/nft --report out/image-report.json
+        --busybox /bin/busybox --extra-elf /usr/sbin/nft --report out/image-report.json \
+        ${baked_cmdline:+--cmdline "$baked_cmdline"}
     echo "$want" > "$stamp"
 }
 
@@ -203,6 +221,7 @@ main() {
         [ $test_deps = 1 ] && install_debs "${TEST_DEBS[@]}"
     fi
     setup_venv
+    check_cmdline
     say "kernel package"
     kver=$(qemu/fetch-kernel.sh)
     build_preinit

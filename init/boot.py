@@ -17,7 +17,18 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import NoReturn
 
 from init import bootcfg, handoff, modules, mounts, pid1, procs, rootdev, switchroot
-from mosnet import cmdline, daemon, dhcpmode, firewall, ipv6, log, netif, resolvconf, static
+from mosnet import (
+    cmdline,
+    cmdmerge,
+    daemon,
+    dhcpmode,
+    firewall,
+    ipv6,
+    log,
+    netif,
+    resolvconf,
+    static,
+)
 from mosnet.config import NetConfig
 from mosnet.dhcp4.client import Client
 from mosnet.dhcp4.lease import Lease
@@ -60,6 +71,7 @@ class BootState:
     root_mounted: bool = False
     daemon: daemon.DaemonHandle | None = None
     facts: handoff.NetFacts = field(default_factory=handoff.NetFacts)
+    cmdline: cmdmerge.Merged | None = None  # the baked line under the kernel's
 
 
 def _set_devkmsg(value: str) -> str | None:
@@ -209,6 +221,8 @@ def record_state(state: BootState, result: str) -> None:
     """state.json for the real system; never in the way of the boot."""
     cfg = state.cfg
     boot = handoff.boot_section(state.timings, result, str(cfg.root), cfg.init)
+    if state.cmdline is not None:
+        boot["cmdline"] = cmdmerge.state_section(state.cmdline)
     handle = state.daemon
     services = handoff.services_section(handle.pid if handle else None, state.proxy, state.v6)
     lease_clock = state.client.clock() if state.client is not None else None
@@ -277,6 +291,10 @@ def _setup(state: BootState) -> None:
     _log.info("mosnet-init starting as pid %d (uptime %.3f s)", os.getpid(), log.uptime())
     for problem in problems:
         _log.error("%s", problem)
+    # Defaults baked into the image (build.sh --cmdline) under the kernel line.
+    state.cmdline = cmdmerge.merge(cmdmerge.read_baked(_log), text)
+    cmdmerge.log_merge(state.cmdline, _log)
+    text = state.cmdline.text
     state.cfg, errors = bootcfg.parse(text)
     bootcfg.log_errors(errors, _log)
     parsed = cmdline.parse(text)

@@ -257,6 +257,7 @@ _HANDLERS: dict[str, Callable[[BootConfig, Param], BootConfig]] = {
     "mosdebug": _mosdebug,
     "console": _console,
 }
+KEYS = frozenset(_HANDLERS)
 
 
 def parse(text: str) -> tuple[BootConfig, tuple[ParamError, ...]]:

@@ -1,13 +1,14 @@
 """``python -m initramfs build|ovs ...``: the only place that exits the process.
 
-``build`` makes the base image, ``ovs`` the Open vSwitch add-on (addon.py).
+``build`` makes the base image, ``ovs`` the Open vSwitch add-on (addon.py),
+``cmdline LINE`` checks a line for ``build --cmdline`` and prints it as baked.
 """
 
 from __future__ import annotations
 
 import sys
 
-from initramfs import addon
+from initramfs import addon, baked
 from initramfs.build import BuildError, build, config_from_args, summary
 from initramfs.cpio import CpioError
 from initramfs.elf import ElfError
@@ -22,12 +23,18 @@ ERRORS = (
     KmodError,
     TreeError,
     addon.AddonError,
+    baked.BakedLineError,
     ListingError,
     OSError,
 )
 
 
 def _run(argv: list[str]) -> str:
+    if argv[:1] == ["cmdline"]:
+        if len(argv) != 2:
+            raise BuildError("usage: python -m initramfs cmdline '<parameters>'")
+        line, notes = baked.check(argv[1])
+        return "\n".join([line, *(f"note: {n}" for n in notes)])
     if argv[:1] == ["ovs"]:
         acfg = addon.config_from_args(argv[1:])
         return addon.summary(addon.build_addon(acfg), acfg.out)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from initramfs import baked
 from initramfs.elf import is_elf
 from initramfs.kmod import DEFAULT_MODULES, stage_modules
 from initramfs.tree import Tree, write_cpio
@@ -62,6 +63,7 @@ class BuildConfig:
     sysroot: Path = Path("/")
     run_depmod: bool = True
     report: Path | None = None
+    cmdline: str | None = None  # baked default parameters (build.sh --cmdline)
 
 
 @dataclass(frozen=True)
@@ -124,10 +126,22 @@ def add_dist(tree: Tree, cfg: BuildConfig) -> None:
         tree.add_elf(image, path, cfg.sysroot, part="dist", provided=shipped)
 
 
+def add_cmdline(tree: Tree, line: str | None) -> None:
+    """The baked command line, checked by the boot-time parsers first."""
+    if not line:
+        return
+    try:
+        data = baked.file_bytes(line)
+    except baked.BakedLineError as exc:
+        raise BuildError(str(exc)) from None
+    tree.add_bytes(baked.BAKED_PATH, data, 0o644)
+
+
 def assemble(cfg: BuildConfig, staging: Path) -> tuple[Tree, tuple[str, ...], tuple[str, ...]]:
     """Build the tree; return it with the shipped and the missing module names."""
     tree = Tree()
     add_base(tree)
+    add_cmdline(tree, cfg.cmdline)
     add_programs(tree, cfg)
     add_dist(tree, cfg)
     wanted = (*cfg.modules, *cfg.modules_extra)
@@ -226,6 +240,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--modules-extra", action="append", default=[])
     b.add_argument("--report", type=Path)
     b.add_argument("--epoch", type=int, help="mtime of every entry (default SOURCE_DATE_EPOCH)")
+    b.add_argument("--cmdline", help="default kernel parameters stored in the image")
     return ap
 
 
@@ -244,4 +259,5 @@ def config_from_args(argv: Sequence[str] | None = None) -> BuildConfig:
         extra_elf=tuple(args.extra_elf),
         modules_extra=tuple(args.modules_extra),
         report=args.report,
+        cmdline=args.cmdline,
     )

@@ -46,6 +46,11 @@ def split(text: str) -> tuple[Param, ...]:
     return tuple(params)
 
 
+def has_separator(text: str) -> bool:
+    """Does the line have a lone ``--`` (even with nothing after it)?"""
+    return "--" in _tokens(text)
+
+
 def init_args(text: str) -> tuple[str, ...]:
     """Arguments after ``--``: the kernel hands them to init."""
     tokens = _tokens(text)

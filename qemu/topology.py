@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,25 @@ class Gateway:
         self.pids.append(proc.pid)
         deadline = time.monotonic() + 10
         while not self.dnsmasq_log.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    @property
+    def http_log(self) -> Path:
+        return self.workdir / "http.log"
+
+    def serve_http(self, root: Path, port: int = 80) -> None:
+        """A plain HTTP server for ``root`` at the gateway address (netboot loaders)."""
+        argv = [
+            "ip", "netns", "exec", self.name, sys.executable, "-u", "-m", "http.server",
+            str(port), "--bind", self.address, "--directory", str(root),
+        ]  # fmt: skip
+        with open(self.http_log, "wb") as log:
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+            )
+        self.pids.append(proc.pid)
+        deadline = time.monotonic() + 10
+        while b"Serving HTTP" not in self.http_log.read_bytes() and time.monotonic() < deadline:
             time.sleep(0.05)
 
     def run(self, *argv: str, timeout: float = 10) -> subprocess.CompletedProcess[str]:

@@ -30,6 +30,9 @@ class VmSpec:
     memory_mb: int = 768
     netns: str | None = None  # run QEMU inside this network namespace (for taps)
     extra: tuple[str, ...] = field(default_factory=tuple)
+    # "" boots kernel+initrd directly; "n" through the NIC's iPXE ROM, "c" from
+    # the disk's boot loader (kernel, initrd and append are then unused)
+    firmware: str = ""
 
 
 def _net_args(spec: VmSpec) -> list[str]:
@@ -45,7 +48,8 @@ def _net_args(spec: VmSpec) -> list[str]:
         else:
             raise ValueError(f"unknown net mode {spec.net!r}")
         # romfile= skips the iPXE option ROM: 0.3-0.5 s less under TCG.
-        args += ["-netdev", backend, "-device", f"virtio-net-pci,netdev=n{i},mac={mac},romfile="]
+        rom = "" if spec.firmware == "n" else ",romfile="
+        args += ["-netdev", backend, "-device", f"virtio-net-pci,netdev=n{i},mac={mac}{rom}"]
     return args
 
 
@@ -54,8 +58,11 @@ def qemu_argv(spec: VmSpec) -> list[str]:
     argv = [
         "qemu-system-x86_64", "-accel", "tcg", "-m", str(spec.memory_mb), "-smp", "1",
         "-nographic", "-no-reboot", "-serial", "mon:stdio",
-        "-kernel", str(spec.kernel), "-initrd", str(spec.initrd), "-append", append,
     ]  # fmt: skip
+    if spec.firmware:
+        argv += ["-boot", spec.firmware]
+    else:
+        argv += ["-kernel", str(spec.kernel), "-initrd", str(spec.initrd), "-append", append]
     if spec.disk is not None:
         argv += ["-drive", f"file={spec.disk},format=raw,if=virtio,snapshot=on"]
     argv += _net_args(spec)
@@ -68,14 +75,15 @@ def qemu_argv(spec: VmSpec) -> list[str]:
 class Vm:
     """A running guest whose serial console is appended to ``log_path``."""
 
-    def __init__(self, spec: VmSpec, log_path: Path) -> None:
+    def __init__(self, spec: VmSpec, log_path: Path, argv: list[str] | None = None) -> None:
+        """``argv`` runs a QEMU command line of its own (relative paths from TOP)."""
         self.spec = spec
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            qemu_argv(spec), stdin=subprocess.PIPE, stdout=self._log,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            argv or qemu_argv(spec), stdin=subprocess.PIPE, stdout=self._log,
+            stderr=subprocess.STDOUT, start_new_session=True, cwd=TOP,
         )  # fmt: skip
         self.started = time.monotonic()
 

@@ -1,0 +1,68 @@
+"""``build.sh --cmdline``: check a line to bake into the image, then store it.
+
+The line is read at boot by the same parsers that read the kernel line
+(init.bootcfg, mosnet.cmdline), so it is checked here with them and the
+build stops on the first thing they would complain about. Only parameters
+mosnet-init itself reads can be baked: ``console=``, ``quiet`` and the like
+are for the kernel, which never sees this file, and ``mostest.*`` belongs to
+the real root, which reads /proc/cmdline.
+"""
+
+from __future__ import annotations
+
+from init import bootcfg
+from mosnet import cmdline, kcmdline
+from mosnet.cmdmerge import BAKED_PATH, MAX_BYTES, render
+
+# console= only picks mosnet's console; the kernel's comes from its own line.
+BAKEABLE = frozenset(cmdline.HANDLERS) | (bootcfg.KEYS - {"console"})
+HEADER = (
+    "# mosnet-init: default kernel parameters, baked in by build.sh --cmdline.\n"
+    "# The kernel command line overrides them parameter by parameter (README).\n"
+)
+MAX_LINE = MAX_BYTES - len(HEADER) - 1
+
+
+class BakedLineError(Exception):
+    """The line given to --cmdline would not parse at boot."""
+
+
+def check(line: str) -> tuple[str, tuple[str, ...]]:
+    """Return the canonical line and the parsers' notes; raise BakedLineError."""
+    if "\n" in line or len(line.encode()) > MAX_LINE:
+        raise BakedLineError(f"--cmdline: one line of at most {MAX_LINE} bytes")
+    params = kcmdline.split(line)
+    _check_keys(params)
+    net = cmdline.parse(line)
+    _, boot_errors = bootcfg.parse(line)
+    errors = (*net.errors, *boot_errors)
+    if errors:
+        raise BakedLineError(f"--cmdline: {errors[0]}")
+    args = kcmdline.init_args(line) if kcmdline.has_separator(line) else None
+    return render(params, args), net.notes
+
+
+def _check_keys(params: tuple[kcmdline.Param, ...]) -> None:
+    seen: set[str] = set()
+    for p in params:
+        if p.key not in BAKEABLE:
+            raise BakedLineError(
+                f"--cmdline: {p.key!r} is not a parameter mosnet-init reads; only these "
+                f"can be baked: {' '.join(sorted(BAKEABLE))} (kernel parameters such as "
+                "console= go on the kernel line)"
+            )
+        repeatable = p.key in cmdline.MULTI
+        if p.key in seen and not repeatable:
+            raise BakedLineError(f"--cmdline: {p.key} given twice; give it once")
+        seen.add(p.key)
+    if {"ro", "rw"} <= seen:
+        raise BakedLineError("--cmdline: both ro and rw; give one")
+
+
+def file_bytes(line: str) -> bytes:
+    """What goes to BAKED_PATH: a comment header and the canonical line."""
+    canonical, _ = check(line)
+    return (HEADER + canonical + "\n").encode()
+
+
+__all__ = ["BAKED_PATH", "BAKEABLE", "BakedLineError", "check", "file_bytes"]
