@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mosnet import ipv6, log, proctitle, resolvconf, state
+from mosnet import ipv6, log, proctitle, resolvconf, state, wake
 from mosnet.dhcp4 import apply
 from mosnet.dhcp4.client import Client
 from mosnet.dhcp4.lease import Lease
@@ -141,7 +141,9 @@ def _daemon_main(
 ) -> None:
     proctitle.set_title(TITLE)
     os.setsid()
-    stop = threading.Event()
+    # an eventfd, not a threading.Event: the DHCP loop sleeps on it with its
+    # sockets, so SIGTERM wakes it at once and nothing polls a flag on a timer
+    stop = wake.Waker()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_IGN)
@@ -156,8 +158,9 @@ def _daemon_main(
     _log.info("daemon started (pid %d)", os.getpid())
     if client is not None:
         keeper = LeaseKeeper(client, v6=v6)
-        client.run_forever(keeper.on_bind, keeper.on_expire, stop.is_set, on_renew=keeper.on_renew)
-    while not stop.wait(1.0):
+        client.run_forever(keeper.on_bind, keeper.on_expire, stop.is_set, on_renew=keeper.on_renew,
+                           wake_fd=stop.fileno())  # fmt: skip
+    while not stop.wait():  # a signal handler runs between polls (PEP 475)
         pass
     if supervisor is not None:
         supervisor.stop()

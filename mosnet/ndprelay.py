@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
 import socket
 import struct
 import time
 from collections.abc import Callable
 
-from mosnet import guests, l2, log, probe
+from mosnet import guests, l2, log, probe, wake
 from mosnet.bridge import BRIDGE
 from mosnet.proxyd import TokenBucket
 
@@ -141,14 +140,26 @@ class Relay:
                 out.sendto(rewritten, (self.uplink, l2.ETH_P_IPV6))
                 self.relayed += 1
 
-    def run(self, should_stop: Callable[[], bool], poll_interval: float = 0.25) -> None:
+    def run(
+        self,
+        should_stop: Callable[[], bool],
+        wake_fd: int | None = None,
+        poll_interval: float | None = None,
+    ) -> None:
+        """Relay until ``should_stop()``, sleeping until a frame or ``wake_fd``.
+
+        ``poll_interval`` bounds each sleep (for callers without a wake fd);
+        nothing here is periodic: the port cache and the guest table age
+        lazily, the token bucket refills on use.
+        """
         listen = _all_interfaces_socket()
         out = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        fds = [listen.fileno()] + ([wake_fd] if wake_fd is not None else [])
         try:
             _log.info("NDP relay: guest NS/NA leave %s as %s", self.uplink,
                       l2.mac_str(self.nat_mac))  # fmt: skip
             while not should_stop():
-                if select.select([listen], [], [], poll_interval)[0]:
+                if listen.fileno() in wake.wait_readable(fds, poll_interval):
                     self._drain(listen, out)
         finally:
             listen.close()

@@ -10,7 +10,6 @@ one, and the new one restores the table).
 from __future__ import annotations
 
 import contextlib
-import select
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +17,7 @@ from collections.abc import Callable, Sequence
 from mosnet import log
 from mosnet import openflow as of
 from mosnet.ofcontrol import Controller
+from mosnet.wake import wait_readable
 
 _log = log.get("ofsock")
 OFPT_BARRIER_REPLY = 21
@@ -43,10 +43,11 @@ class Connection:
         if msgs:
             self.sock.sendall(b"".join(msgs))
 
-    def receive(self, timeout: float) -> list[bytes]:
-        """Whatever complete messages arrive within ``timeout`` (maybe none)."""
-        ready, _, _ = select.select([self.sock], [], [], max(0.0, timeout))
-        if not ready:
+    def receive(self, timeout: float | None, wake: Sequence[int] = ()) -> list[bytes]:
+        """Whatever complete messages arrive within ``timeout`` (None: no limit; maybe
+        none), or none as soon as a ``wake`` fd is readable."""
+        limit = None if timeout is None else max(0.0, timeout)
+        if self.sock.fileno() not in wait_readable([self.sock.fileno(), *wake], limit):
             return []
         data = self.sock.recv(65536)
         if not data:
@@ -97,13 +98,19 @@ def serve(
     controller: Controller,
     should_stop: Callable[[], bool],
     *,
-    poll_interval: float = 0.25,
+    wake_fd: int | None = None,
+    poll_interval: float | None = None,
 ) -> None:
     """Run ``controller`` on the switch at ``path`` until ``should_stop()``.
 
+    Sleeps until the switch sends something or ``wake_fd`` turns readable;
+    ``poll_interval`` bounds the sleep for callers without a wake fd. The
+    controller has no timers: the switch idles out address flows and tells
+    us (flow-removed), and sends echo requests we answer on arrival.
     Raises OSError/OfError when the connection fails or breaks.
     """
     conn = Connection(path)
+    wake = () if wake_fd is None else (wake_fd,)
     try:
         pending = conn.handshake()
         conn.send(controller.connected())
@@ -111,6 +118,6 @@ def serve(
         while not should_stop():
             for msg in pending:
                 conn.send(controller.handle(msg))
-            pending = conn.receive(poll_interval)
+            pending = conn.receive(poll_interval, wake)
     finally:
         conn.close()

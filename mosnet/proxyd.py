@@ -24,7 +24,7 @@ from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 
-from mosnet import l2, log, probe
+from mosnet import l2, log, probe, wake
 from mosnet.proxy import NO_GUESTS, ProxyConfig, decide
 
 _log = log.get("proxyd")
@@ -208,16 +208,21 @@ def run(
     *,
     clock: Callable[[], float] = time.monotonic,
     limits: Limits = Limits(),
-    poll_interval: float = 0.25,
+    wake_fd: int | None = None,
+    poll_interval: float | None = None,
+    error_backoff: float = 0.25,
     stats_every: float = 60.0,
     guests: Container[IPv4Address | IPv6Address] = NO_GUESTS,
 ) -> Counters:
     """Answer for ``cfg``'s addresses on ``ifname`` until ``should_stop()``.
 
-    ``should_stop`` is checked at least every ``poll_interval`` s. Raises
-    OSError only if the socket cannot be opened; nothing received makes it
-    raise. Returns the counters, which are also logged every ``stats_every`` s
-    at debug level.
+    Sleeps until a frame arrives or ``wake_fd`` (a ``mosnet.wake.Waker``)
+    turns readable; ``poll_interval`` bounds the sleep for callers without
+    one. Nothing here is periodic: the buckets refill and guest bindings age
+    when a frame asks. Raises OSError only if the socket cannot be opened;
+    nothing received makes it raise. Returns the counters, which are also
+    logged at debug level after a wake-up at least ``stats_every`` s after
+    the last line (idle, they do not change).
     """
     sock = open_socket(ifname, cfg)
     counters = Counters()
@@ -226,11 +231,16 @@ def run(
     _log.info("%s: ARP/NDP proxy for %s at %s", ifname, addrs, l2.mac_str(cfg.nat_mac))
     poller = select.poll()
     poller.register(sock, select.POLLIN)
+    if wake_fd is not None:
+        poller.register(wake_fd, select.POLLIN)
+    timeout_ms = None if poll_interval is None else int(poll_interval * 1000)
     next_stats = clock() + stats_every
     try:
         while not should_stop():
-            if poller.poll(int(poll_interval * 1000)) and not loop.drain():
-                time.sleep(poll_interval)  # an erroring socket polls ready: do not spin
+            # the wake fd alone: drain() finds nothing and should_stop() is true
+            if poller.poll(timeout_ms) and not loop.drain():
+                # an erroring socket polls ready: do not spin (but still stop at once)
+                _pause(wake_fd, error_backoff)
             if clock() >= next_stats:
                 next_stats = clock() + stats_every
                 _log.debug("%s: proxy: %s", ifname, counters.line())
@@ -239,6 +249,13 @@ def run(
             sock.close()
     _log.info("%s: ARP/NDP proxy stopped: %s", ifname, counters.line())
     return counters
+
+
+def _pause(wake_fd: int | None, seconds: float) -> None:
+    if wake_fd is None:
+        time.sleep(seconds)
+    else:
+        wake.wait_readable([wake_fd], seconds)
 
 
 def announcement_frames(cfg: ProxyConfig) -> list[tuple[int, bytes]]:

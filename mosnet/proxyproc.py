@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mosnet import guests, log, ndprelay, ofcontrol, ofsock, ovs, proctitle, proxyd
+from mosnet import guests, log, ndprelay, ofcontrol, ofsock, ovs, proctitle, proxyd, wake
 from mosnet.proxy import ProxyConfig
 
 TITLE = "@mosnet-proxy"
@@ -43,23 +43,26 @@ class ProxySpec:
     ovs_run_dir: str = ovs.RUN_DIR
 
 
-def _run_linux(spec: ProxySpec, stop: threading.Event) -> None:
+def _run_linux(spec: ProxySpec, stop: wake.Waker) -> None:
     reserved = guests.reserved_for(spec.config)
+    # expiry is judged when an address is looked up: no timer needed
     table = guests.GuestTable(reserved, time.monotonic, timeout=GUEST_TIMEOUT)
     relay = ndprelay.Relay(spec.ifname, spec.config.nat_mac, table)
-    threading.Thread(target=relay.run, args=(stop.is_set,), daemon=True).start()
-    proxyd.run(spec.ifname, spec.config, stop.is_set, guests=table)
+    threading.Thread(target=relay.run, args=(stop.is_set, stop.fileno()), daemon=True).start()
+    proxyd.run(spec.ifname, spec.config, stop.is_set, guests=table, wake_fd=stop.fileno())
 
 
-def _run_ovs(spec: ProxySpec, stop: threading.Event) -> None:
+def _run_ovs(spec: ProxySpec, stop: wake.Waker) -> None:
     path = ovs.paths(spec.ovs_run_dir)["controller"]
-    ofsock.serve(path, ofcontrol.Controller(spec.config, time.monotonic), stop.is_set)
+    controller = ofcontrol.Controller(spec.config, time.monotonic)
+    ofsock.serve(path, controller, stop.is_set, wake_fd=stop.fileno())
 
 
 def child_main(spec: ProxySpec) -> int:
     """The proxy process; returns its exit status (non-zero: restart me)."""
     proctitle.set_title(TITLE)
-    stop = threading.Event()
+    # the loops sleep on their sockets and this eventfd: SIGTERM wakes them at once
+    stop = wake.Waker()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     proxyd.announce_all(spec.ifname, spec.config)

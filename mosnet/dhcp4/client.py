@@ -6,15 +6,33 @@ import errno
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from mosnet import log
 from mosnet.dhcp4 import codec, fsm
 from mosnet.dhcp4.lease import Lease
 from mosnet.dhcp4.sock import PacketTransport, Transport
+from mosnet.linkwatch import LinkWatch
 from mosnet.netif import carrier
+from mosnet.wake import wait_readable
 
 LeaseHook = Callable[[Lease], None]
 CarrierProbe = Callable[[], bool | None]  # None: cannot tell
+
+
+class LinkEvents(Protocol):
+    """Carrier notifications (``mosnet.linkwatch.LinkWatch``); tests inject a fake."""
+
+    def fileno(self) -> int: ...
+
+    def changes(self) -> list[bool | None]:
+        """Carrier states seen since the last call, oldest first; never blocks."""
+        ...
+
+    def close(self) -> None: ...
+
+
+LinkFactory = Callable[[], LinkEvents]
 
 
 @dataclass(frozen=True)
@@ -22,7 +40,10 @@ class ClientConfig:
     machine: fsm.Config = fsm.Config()
     probe_count: int = 2  # ARP probes before using an address (0: skip)
     probe_wait: float = 1.0  # boot budget for the whole probe
-    poll: float = 1.0  # run_forever checks should_stop at least this often
+    # Longest sleep of run_forever. None: until the next deadline, a packet, a
+    # link change or the wake fd; set it when should_stop() turns true by itself.
+    poll: float | None = None
+    carrier_poll: float = 1.0  # sysfs polling, only if link notifications are unavailable
     max_error_backoff: float = 16.0
 
 
@@ -39,6 +60,7 @@ class Client:
         config: ClientConfig = ClientConfig(),
         xid_gen: Callable[[], int] = fsm.random_xid,
         carrier_probe: CarrierProbe | None = None,
+        link_events: LinkFactory | None = None,
     ) -> None:
         self.ifname = ifname
         self.config = config
@@ -49,7 +71,10 @@ class Client:
         self._errors = 0
         self._pending: list[fsm.Effect] = []
         self._carrier_probe = carrier_probe or (lambda: carrier(ifname))
-        self._carrier: bool | None = None  # last seen; None until the first poll
+        self._carrier: bool | None = None  # last seen; None until the first reading
+        self._link_factory = link_events or (lambda: LinkWatch(ifname))
+        self._link: LinkEvents | None = None
+        self._wake_fd: int | None = None  # run_forever's stop fd: ends error backoffs too
 
     @property
     def lease(self) -> Lease | None:
@@ -75,20 +100,32 @@ class Client:
         on_expire: LeaseHook,
         should_stop: Callable[[], bool],
         on_renew: LeaseHook | None = None,
+        *,
+        wake_fd: int | None = None,
     ) -> None:
-        """Keep the lease alive until ``should_stop()`` (e.g. ``Event.is_set``).
+        """Keep the lease alive until ``should_stop()`` (e.g. ``Waker.is_set``).
 
         Starts from wherever ``acquire`` left the machine; from INIT if nothing.
         ``on_renew`` defaults to ``on_bind`` (re-applying refreshes lifetimes).
-        Carrier is polled once per iteration (a sysfs read), so a link flap
-        longer than ``config.poll`` triggers :meth:`on_link_change`.
+        Sleeps until the machine's next deadline, a DHCP packet, a carrier
+        change (rtnetlink, :meth:`on_link_change`) or ``wake_fd`` turning
+        readable (a :class:`mosnet.wake.Waker`: stop at once); without
+        ``wake_fd``, ``config.poll`` bounds the sleep so ``should_stop`` is seen.
         """
         if self.machine.state is fsm.State.INIT and not self.machine.next_deadline():
             self._pending = self.machine.start()
-        while not should_stop():
-            self._poll_carrier()
-            self._run_effects(on_bind, on_expire, on_renew or on_bind)
-            self._wait(self.config.poll)
+        self._open_link()
+        self._wake_fd = wake_fd
+        try:
+            while True:
+                self._check_carrier()
+                self._run_effects(on_bind, on_expire, on_renew or on_bind)
+                if should_stop():  # after the effects: a renewal's hooks are not left pending
+                    break
+                self._wait(self._sleep_cap(), wake_fd)
+        finally:
+            self._wake_fd = None
+            self._close_link()
 
     def release(self) -> None:
         """Send RELEASE for the current lease (best effort) and forget it."""
@@ -108,11 +145,45 @@ class Client:
         self._pending += self.machine.reverify() if up else self.machine.link_down()
 
     def close(self) -> None:
+        self._close_link()
         self.transport.close()
 
     # ------------------------------------------------------------ internals
-    def _poll_carrier(self) -> None:
-        now = self._carrier_probe()
+    def _open_link(self) -> None:
+        """Subscribe first, then read sysfs: a change in between is not lost."""
+        if self._link is None:
+            try:
+                self._link = self._link_factory()
+            except OSError as exc:
+                self.log.warning("dhcp4 %s: no link notifications (%s); polling carrier every "
+                                 "%.0f s", self.ifname, exc, self.config.carrier_poll)  # fmt: skip
+        self._note_carrier(self._carrier_probe())
+
+    def _close_link(self) -> None:
+        if self._link is not None:
+            self._link.close()
+            self._link = None
+
+    def _sleep_cap(self) -> float | None:
+        cap = self.config.poll
+        if self._link is None:  # polling sysfs for the carrier
+            cap = self.config.carrier_poll if cap is None else min(cap, self.config.carrier_poll)
+        return cap
+
+    def _check_carrier(self) -> None:
+        if self._link is None:
+            self._note_carrier(self._carrier_probe())
+            return
+        try:
+            states = self._link.changes()
+        except OSError as exc:  # should not happen; fall back to polling sysfs
+            self.log.warning("dhcp4 %s: link notifications failed (%s)", self.ifname, exc)
+            self._close_link()
+            states = [self._carrier_probe()]
+        for now in states:
+            self._note_carrier(now)
+
+    def _note_carrier(self, now: bool | None) -> None:
         if now is None or now == self._carrier:
             return
         if self._carrier is None:  # first reading: a state, not a change
@@ -120,13 +191,16 @@ class Client:
             return
         self.on_link_change(now)
 
-    def _wait(self, budget: float) -> None:
-        """Receive until the next machine deadline (or ``budget``), feeding packets in."""
+    def _wait(self, budget: float | None, wake_fd: int | None = None) -> None:
+        """Receive until the next machine deadline, ``budget`` or a wake-up, feeding packets in."""
         deadline = self.machine.next_deadline()
-        now = self.clock()
-        limit = min(budget, deadline - now) if deadline is not None else budget
+        limit = budget
+        if deadline is not None:
+            left = deadline - self.clock()
+            limit = left if limit is None else min(limit, left)
+        wake = tuple(fd for fd in (wake_fd, self._link_fd()) if fd is not None)
         try:
-            data = self.transport.recv(max(0.0, limit))
+            data = self.transport.recv(None if limit is None else max(0.0, limit), wake)
             self._errors = 0
         except OSError as exc:
             self._transient(exc)
@@ -142,13 +216,19 @@ class Client:
         if deadline is not None and self.clock() >= deadline:
             self._pending += self.machine.on_timer()
 
+    def _link_fd(self) -> int | None:
+        return self._link.fileno() if self._link is not None else None
+
     def _transient(self, exc: OSError) -> None:
         """ENETDOWN, EINTR and friends: log, back off, keep going."""
         self._errors += 1
         delay = min(0.25 * (1 << min(self._errors, 8)), self.config.max_error_backoff)
         if exc.errno != errno.EINTR:
             self.log.warning("dhcp4 %s: %s; retrying in %.1f s", self.ifname, exc, delay)
-            self._sleep(delay)
+            if self._wake_fd is None:
+                self._sleep(delay)
+            else:  # SIGTERM must not wait out a backoff
+                wait_readable([self._wake_fd], delay)
 
     def _run_effects(
         self, on_bind: LeaseHook | None, on_expire: LeaseHook | None, on_renew: LeaseHook | None

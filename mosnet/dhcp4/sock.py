@@ -16,11 +16,13 @@ import select
 import socket
 import struct
 import time
+from collections.abc import Sequence
 from ipaddress import IPv4Address
 from typing import Protocol
 
 from mosnet.dhcp4 import codec
 from mosnet.netif import interface_mac
+from mosnet.wake import wait_readable
 
 ETH_P_IP, ETH_P_ARP = 0x0800, 0x0806
 SO_ATTACH_FILTER = 26
@@ -40,8 +42,9 @@ class Transport(Protocol):
 
     def send_unicast(self, payload: bytes, server: IPv4Address, src: IPv4Address) -> None: ...
 
-    def recv(self, timeout: float) -> bytes | None:
-        """One DHCP payload (UDP data) or None after ``timeout`` seconds."""
+    def recv(self, timeout: float | None, wake: Sequence[int] = ()) -> bytes | None:
+        """One DHCP payload (UDP data), or None after ``timeout`` seconds (None:
+        no limit) or as soon as one of the ``wake`` fds is readable."""
         ...
 
     def probe(self, addr: IPv4Address, count: int, wait: float) -> bool:
@@ -127,12 +130,12 @@ class PacketTransport:
         """The AF_PACKET socket, for one select loop over many NICs (the probe)."""
         return self._raw.fileno()
 
-    def recv(self, timeout: float) -> bytes | None:
+    def recv(self, timeout: float | None, wake: Sequence[int] = ()) -> bytes | None:
         socks = [self._raw] + ([self._udp] if self._udp else [])
-        ready, _, _ = select.select(socks, [], [], max(0.0, timeout))
-        if self._udp is not None and self._udp in ready:
+        ready = wait_readable([s.fileno() for s in socks] + list(wake), timeout)
+        if self._udp is not None and self._udp.fileno() in ready:
             return self._udp.recv(65535)
-        if ready:
+        if self._raw.fileno() in ready:
             return self._recv_raw()
         return None
 

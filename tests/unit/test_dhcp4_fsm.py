@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 import time
+from collections.abc import Sequence
 from ipaddress import IPv4Address
 from unittest import mock
 
@@ -238,7 +239,7 @@ class FakeTransport:
     def send_unicast(self, payload: bytes, server: IPv4Address, src: IPv4Address) -> None:
         self.sent.append(("ucast", codec.decode(payload)))
 
-    def recv(self, timeout: float) -> bytes | None:
+    def recv(self, timeout: float | None, wake: Sequence[int] = ()) -> bytes | None:
         if not self.script:
             self.clock.t += timeout  # time passes while nothing arrives
             return None
@@ -274,10 +275,10 @@ def test_client_acquire_with_fake_transport_and_enetdown() -> None:
     )
     orig = tr.recv
 
-    def recv(timeout: float) -> bytes | None:
+    def recv(timeout: float | None, wake: Sequence[int] = ()) -> bytes | None:
         if tr.sent and tr.sent[-1][1].msg_type == codec.REQUEST and not tr.script:
             tr.script.append(reply(mk, codec.ACK, xid=xid))
-        return orig(timeout)
+        return orig(timeout, wake)
 
     tr.recv = recv  # type: ignore[method-assign]
     lease = c.acquire(timeout=30)

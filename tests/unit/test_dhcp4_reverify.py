@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from ipaddress import IPv4Address
 
 from mosnet.dhcp4 import codec, fsm
@@ -137,7 +138,7 @@ class FakeTransport:
     def send_unicast(self, payload: bytes, server: IPv4Address, src: IPv4Address) -> None:
         self.sent.append(codec.decode(payload))
 
-    def recv(self, timeout: float) -> bytes | None:
+    def recv(self, timeout: float | None, wake: Sequence[int] = ()) -> bytes | None:
         if self.inbox:
             return codec.encode(self.inbox.pop(0))
         self.clock.t += timeout
