@@ -119,6 +119,7 @@ def load_drivers(state: BootState) -> None:
     # initramfs still has them.
     for name in GUEST_MODULES:
         loader.load(name)
+    chain.load_private_modules(loader, kver, PRIVATE_MODULES)
     state.modules_done = True
 
 
@@ -346,8 +347,9 @@ def _setup(state: BootState) -> None:
     state.chain = find_chain_target(state.cfg)
     if state.chain is not None and any(p.key == "ip" for p in kcmdline.split(text)):
         _log.warning(
-            "chain mode: the distro's init reads ip= from /proc/cmdline too and may configure "
-            "the NIC again; use mosip4=/mosip6= or DHCP mode (no ip=) instead"
+            "chain mode: ip= stays in /proc/cmdline for the distro's init; initramfs-tools "
+            "acts on it for NFS roots and network hooks (dropbear, iSCSI) and would configure "
+            "the NIC again; use mosip4=/mosip6= or DHCP mode (no ip=)"
         )
     state.timings["setup"] = time.monotonic() - start
 

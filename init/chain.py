@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
+from init import modules
 from mosnet import log
 from mosnet.errors import MosnetError
 
@@ -39,6 +40,9 @@ OWN_ENV_PREFIX = "mos"
 OWN_ENV_KEYS = frozenset({"ip"})
 # Bare words the kernel passes in argv that only mosnet understands.
 OWN_ARGS_PREFIX = "mos"
+
+# Loading br_netfilter alone sends bridged frames through the IP hooks.
+PRIVATE_SKIP = frozenset({"br_netfilter"})
 
 _log = log.get("init.chain")
 
@@ -146,3 +150,22 @@ def execute(
         os.execve(target.path, list(argv), dict(env))
     except OSError as exc:
         raise ChainFailed(f"exec {target.path} failed: {exc.strerror or exc}") from exc
+
+
+def load_private_modules(loader: modules.Loader, kver: str, private_root: str) -> None:
+    """Load the append image's network-stack modules (bridge, nftables) now.
+
+    The kernel's on-demand requests (``rtnl-link-bridge``, ``nft-expr-*``) go
+    to the distro image's /sbin/modprobe, which does not know this tree. No
+    tree (the default image): nothing to do.
+    """
+    if not os.path.isdir(private_root):
+        return
+    tree = os.path.join(private_root, kver)
+    if not os.path.isdir(tree):
+        found = ", ".join(sorted(os.listdir(private_root))) or "none"
+        _log.warning("no private modules for kernel %s (the image has: %s)", kver, found)
+        return
+    for name in sorted(modules.ModuleIndex.load(tree).paths):
+        if name not in PRIVATE_SKIP:
+            loader.load(name)

@@ -105,3 +105,29 @@ def test_execute_failure_is_a_typed_error(tmp_path: Path) -> None:
         os._exit(1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 7
+
+
+def test_private_modules_loaded_up_front_except_br_netfilter(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The distro's modprobe cannot find them when the kernel asks on demand."""
+    from init.modules import Loader, ModuleIndex
+    from tests.unit.test_modules import Kernel
+
+    tree = tmp_path / "private" / "6.1.0-test"
+    for rel in ("kernel/net/llc/llc.ko", "kernel/net/bridge/bridge.ko",
+                "kernel/net/bridge/br_netfilter.ko"):  # fmt: skip
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tree / rel).write_bytes(b"\x7fELF")
+    (tree / "modules.dep").write_text(
+        "kernel/net/llc/llc.ko:\nkernel/net/bridge/bridge.ko: kernel/net/llc/llc.ko\n"
+        "kernel/net/bridge/br_netfilter.ko: kernel/net/bridge/bridge.ko\n"
+    )
+    kernel = Kernel()
+    loader = Loader(ModuleIndex.load_all([str(tree)]), finit=kernel, proc_modules="/nonexistent")
+    chain.load_private_modules(loader, "6.1.0-test", str(tmp_path / "private"))
+    assert kernel.order == ["llc", "bridge"]
+    chain.load_private_modules(loader, "6.1.0-other", str(tmp_path / "private"))
+    assert "no private modules for kernel 6.1.0-other (the image has: 6.1.0-test)" in caplog.text
+    chain.load_private_modules(loader, "6.1.0-test", str(tmp_path / "absent"))
+    assert kernel.order == ["llc", "bridge"]
