@@ -1,13 +1,14 @@
 """``python -m initramfs build|ovs ...``: the only place that exits the process.
 
-``build`` makes the base image, ``ovs`` the Open vSwitch add-on (addon.py).
+``build`` makes the base image, ``ovs`` the Open vSwitch add-on (addon.py),
+``append`` the chain-mode image for a distro initramfs (append.py).
 """
 
 from __future__ import annotations
 
 import sys
 
-from initramfs import addon
+from initramfs import addon, append
 from initramfs.build import BuildError, build, config_from_args, summary
 from initramfs.cpio import CpioError
 from initramfs.elf import ElfError
@@ -22,6 +23,7 @@ ERRORS = (
     KmodError,
     TreeError,
     addon.AddonError,
+    append.AppendError,
     ListingError,
     OSError,
 )
@@ -31,6 +33,9 @@ def _run(argv: list[str]) -> str:
     if argv[:1] == ["ovs"]:
         acfg = addon.config_from_args(argv[1:])
         return addon.summary(addon.build_addon(acfg), acfg.out)
+    if argv[:1] == ["append"]:
+        pcfg = append.config_from_args(argv[1:])
+        return append.summary(append.build_append(pcfg), pcfg.out)
     cfg = config_from_args(argv)
     return summary(build(cfg), cfg.out)
 
