@@ -9,9 +9,12 @@
 # Caches live under .cache/ (ccache, Nuitka, kernel and OVS packages), so a
 # second run with nothing changed only checks stamps.
 #
-# usage: ./build.sh [--compress zstd|gzip] [--no-deps] [--test-deps] [--no-ovs] [--cmdline LINE]
+# usage: ./build.sh [--compress zstd|gzip] [--no-deps] [--test-deps] [--no-ovs] [--append]
+#                   [--cmdline LINE]
 #   --test-deps  also install what tests/run-all.sh needs (QEMU, dnsmasq, mkfs tools)
 #   --no-ovs     skip the OVS add-on (a stale one in out/ is removed)
+#   --append     also out/mosnet-append.img for chain mode: cat it after a distro
+#                initramfs, boot with rdinit=/mosnet-init mosinit=chain
 #   --cmdline    default kernel parameters baked into the image (/etc/mosnet/cmdline);
 #                the real kernel line overrides them parameter by parameter
 set -euo pipefail
@@ -23,6 +26,7 @@ install_deps=1
 test_deps=0
 with_ovs=1
 baked_cmdline=
+append=0
 while [ $# -gt 0 ]; do
     case $1 in
         --compress) compress=$2; shift 2 ;;
@@ -30,7 +34,8 @@ while [ $# -gt 0 ]; do
         --test-deps) test_deps=1; shift ;;
         --no-ovs) with_ovs=0; shift ;;
         --cmdline) baked_cmdline=$2; shift 2 ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        --append) append=1; shift ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
         *) echo "build.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -185,6 +190,25 @@ pack_initramfs() {
     echo "$want" > "$stamp"
 }
 
+# Chain mode (initramfs/append.py): /mosnet-init plus /usr/lib/mosnet with
+# private libraries and network-stack modules, nothing a distro image has.
+pack_append() {
+    local kver=$1 epoch=$2 want stamp=out/.append-stamp
+    want=$( (echo "$kver $compress $epoch"; cat .cache/nuitka/.stamp;
+             sha256sum .cache/preinit/mosnet-init /usr/sbin/nft initramfs/*.py) |
+            sha256sum | cut -c1-32)
+    if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && [ -f out/mosnet-append.img ]; then
+        say "append image unchanged"
+        return 0
+    fi
+    say "append image for chain mode ($compress)"
+    SOURCE_DATE_EPOCH=$epoch .venv/bin/python -m initramfs append --out out/mosnet-append.img \
+        --compress "$compress" --kernel-root .cache/kernel/current/root --kver "$kver" \
+        --dist .cache/nuitka/__main__.dist --preinit .cache/preinit/mosnet-init \
+        --extra-elf /usr/sbin/nft --report out/append-report.json
+    echo "$want" > "$stamp"
+}
+
 # Open vSwitch as a second cpio (initramfs/addon.py) holding only what the
 # base lacks; its stamp covers the base image itself, the fetched packages
 # and versions (.cache/ovs/packages.txt) and the builder.
@@ -230,6 +254,7 @@ main() {
     install -m 0644 .cache/kernel/current/root/boot/vmlinuz-"$kver" out/vmlinuz
     epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
     pack_initramfs "$kver" "$epoch"
+    [ $append = 0 ] || pack_append "$kver" "$epoch"
     if [ $with_ovs = 1 ]; then
         pack_ovs "$epoch"
         say "done: out/mosnet-initramfs.img out/mosnet-initramfs-ovs.img out/vmlinuz"

@@ -9,14 +9,16 @@ one fails and the boot is retried.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 from typing import NoReturn
 
-from init import bootcfg, handoff, modules, mounts, pid1, procs, rootdev, switchroot
+from init import bootcfg, chain, handoff, modules, mounts, pid1, procs, rootdev, switchroot
 from mosnet import (
     cmdline,
     cmdmerge,
@@ -24,6 +26,7 @@ from mosnet import (
     dhcpmode,
     firewall,
     ipv6,
+    kcmdline,
     log,
     netif,
     resolvconf,
@@ -38,6 +41,9 @@ from mosnet.proxyproc import ProxySpec
 
 NEW_ROOT = "/sysroot"
 RUN_DIR = "/run/mosnet"
+# The append image (build.sh --append) carries the network-stack modules a
+# distro initramfs lacks (bridge, nftables) here, beside the distro's tree.
+PRIVATE_MODULES = "/usr/lib/mosnet/modules"
 MAX_ATTEMPTS = 3
 RETRY_DELAY = 5.0
 ENV = {
@@ -72,6 +78,7 @@ class BootState:
     daemon: daemon.DaemonHandle | None = None
     facts: handoff.NetFacts = field(default_factory=handoff.NetFacts)
     cmdline: cmdmerge.Merged | None = None  # the baked line under the kernel's
+    chain: chain.ChainTarget | None = None  # mosinit=chain and a distro /init found
 
 
 def _set_devkmsg(value: str) -> str | None:
@@ -105,7 +112,7 @@ GUEST_MODULES = ("veth", "tun")
 
 def load_drivers(state: BootState) -> None:
     kver = os.uname().release
-    index = modules.ModuleIndex.load(f"/lib/modules/{kver}")
+    index = modules.ModuleIndex.load_all([f"/lib/modules/{kver}", f"{PRIVATE_MODULES}/{kver}"])
     modules.install_helper()
     loader = modules.Loader(index)
     modules.coldplug(loader)
@@ -114,6 +121,7 @@ def load_drivers(state: BootState) -> None:
     # initramfs still has them.
     for name in GUEST_MODULES:
         loader.load(name)
+    chain.load_private_modules(loader, kver, PRIVATE_MODULES)
     state.modules_done = True
 
 
@@ -210,17 +218,19 @@ def _copy_resolv_conf() -> None:
 
 
 def start_daemon(state: BootState) -> None:
-    if state.daemon is not None or (state.client is None and state.proxy is None):
+    """In chain mode the daemon always runs: it carries /run/mosnet into the real root."""
+    chained = state.chain is not None
+    if state.daemon is not None or (state.client is None and state.proxy is None and not chained):
         return
     new_root = NEW_ROOT if state.root_mounted else None
-    state.daemon = daemon.spawn(state.client, new_root, state.v6, state.proxy)
+    state.daemon = daemon.spawn(state.client, new_root, state.v6, state.proxy, chain=chained)
     procs.reap_orphans()
 
 
-def record_state(state: BootState, result: str) -> None:
+def record_state(state: BootState, result: str, init: str | None = None) -> None:
     """state.json for the real system; never in the way of the boot."""
     cfg = state.cfg
-    boot = handoff.boot_section(state.timings, result, str(cfg.root), cfg.init)
+    boot = handoff.boot_section(state.timings, result, str(cfg.root), init or cfg.init)
     if state.cmdline is not None:
         boot["cmdline"] = cmdmerge.state_section(state.cmdline)
     handle = state.daemon
@@ -248,6 +258,43 @@ def do_switch_root(state: BootState) -> NoReturn:
     )  # fmt: skip
 
 
+def find_chain_target(cfg: bootcfg.BootConfig) -> chain.ChainTarget | None:
+    """mosinit=chain: the distro /init to exec, or None (then switch_root as usual)."""
+    if not cfg.chain:
+        return None
+    try:
+        target = chain.find_target()
+    except chain.ChainRefused as exc:
+        _log.error("mosinit=chain: %s; falling back to mounting root= and switch_root", exc)
+        return None
+    how = f" (#!{target.interpreter})" if target.interpreter else ""
+    _log.info("chain mode: %s -> %s%s runs after the network", target.path, target.resolved, how)
+    return target
+
+
+def do_chain(state: BootState, target: chain.ChainTarget) -> NoReturn:
+    """Exec the distro's /init as PID 1; if that fails, the next attempt switch_roots."""
+    handle = state.daemon
+    _log.info(
+        "boot timings: %s", ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in state.timings.items())
+    )
+    pid1.guard(record_state, state, "chain", target.path)
+    if state.devkmsg is not None:
+        _set_devkmsg(state.devkmsg)
+    try:
+        chain.execute(
+            target,
+            chain.init_argv(sys.argv, target.path),
+            chain.init_env(os.environ),
+            before_exec=handle.announce_switch if handle else None,
+        )
+    except chain.ChainFailed:
+        state.chain = None
+        if handle is not None:  # its pipe is closed: never write to that number again
+            state.daemon = dataclasses.replace(handle, notify_fd=-1)
+        raise
+
+
 def boot_once(state: BootState) -> NoReturn:
     t = state.timings
     if not state.modules_done:
@@ -259,6 +306,10 @@ def boot_once(state: BootState) -> NoReturn:
     if not state.firewall_done:
         with log.step(_log, "firewall", t):
             set_up_firewall(state)
+    if state.chain is not None:
+        with log.step(_log, "daemon", t):
+            start_daemon(state)
+        do_chain(state, state.chain)
     if not state.root_mounted:
         with log.step(_log, "root", t):
             mount_root(state)
@@ -301,6 +352,13 @@ def _setup(state: BootState) -> None:
     cmdline.log_result(parsed, _log)
     state.net = parsed.config
     _log.info("network mode: %s", state.net.mode)
+    state.chain = find_chain_target(state.cfg)
+    if state.chain is not None and any(p.key == "ip" for p in kcmdline.split(text)):
+        _log.warning(
+            "chain mode: ip= stays in /proc/cmdline for the distro's init; initramfs-tools "
+            "acts on it for NFS roots and network hooks (dropbear, iSCSI) and would configure "
+            "the NIC again; use mosip4=/mosip6= or DHCP mode (no ip=)"
+        )
     state.timings["setup"] = time.monotonic() - start
 
 

@@ -25,6 +25,10 @@ DEFAULT_ROOT_TIMEOUT = 30.0
 # its emergency path eventually, so it is bounded.
 ROOTWAIT_TIMEOUT = 300.0
 MAX_SECONDS = 3600
+# mosinit=: what PID 1 does once the network is up. ``switchroot`` mounts
+# root= itself; ``chain`` execs the /init of a distro initramfs that this
+# image was appended to (build.sh --append), which mounts the root its way.
+MOSINIT_MODES = ("switchroot", "chain")
 
 _FSTYPE_RE = re.compile(r"[a-z0-9_.,-]+")
 _UUID_RE = re.compile(r"[0-9a-fA-F][0-9a-fA-F-]*")
@@ -76,6 +80,11 @@ class BootConfig:
     mosshell: bool = False
     mosdebug: bool = False
     consoles: tuple[str, ...] = ()
+    mosinit: str = "switchroot"
+
+    @property
+    def chain(self) -> bool:
+        return self.mosinit == "chain"
 
     @property
     def root_timeout(self) -> float:
@@ -236,6 +245,13 @@ def _mosdebug(cfg: BootConfig, p: Param) -> BootConfig:
     return replace(cfg, mosdebug=parse_bool(p))
 
 
+def _mosinit(cfg: BootConfig, p: Param) -> BootConfig:
+    value = (p.value or "").lower()
+    if value not in MOSINIT_MODES:
+        raise ParamError(p.key, p.value or "", " or ".join(MOSINIT_MODES))
+    return replace(cfg, mosinit=value)
+
+
 def _console(cfg: BootConfig, p: Param) -> BootConfig:
     # ``console=`` with no value is legal for the kernel (no console); skip it.
     if not p.value:
@@ -256,6 +272,7 @@ _HANDLERS: dict[str, Callable[[BootConfig, Param], BootConfig]] = {
     "mosshell": _mosshell,
     "mosdebug": _mosdebug,
     "console": _console,
+    "mosinit": _mosinit,
 }
 KEYS = frozenset(_HANDLERS)
 

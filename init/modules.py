@@ -74,6 +74,31 @@ class ModuleIndex:
         idx._read_softdep()
         return idx
 
+    @classmethod
+    def load_all(cls, modroots: Iterable[str]) -> ModuleIndex:
+        """Several trees of one kernel as one index; the first tree naming a module wins.
+
+        Chain mode: the distro initramfs's /lib/modules (its NIC and disk
+        drivers) plus mosnet's private tree (bridge, nftables), each with its
+        own depmod index. A tree that is missing adds nothing.
+        """
+        roots = [r for r in modroots if os.path.isdir(r)] or list(modroots)[:1]
+        merged = cls.load(roots[0]) if roots else cls("")
+        for root in roots[1:]:
+            extra = cls.load(root)
+            for name, path in extra.paths.items():
+                if name not in merged.paths:
+                    merged.paths[name] = path
+                    merged.deps[name] = extra.deps.get(name, ())
+            for prefix, bucket in extra.aliases.items():
+                merged.aliases.setdefault(prefix, []).extend(bucket)
+            for table, more in ((merged.softdep_pre, extra.softdep_pre),
+                                (merged.softdep_post, extra.softdep_post)):  # fmt: skip
+                for name, mods in more.items():
+                    table.setdefault(name, mods)
+            object.__setattr__(merged, "builtin", merged.builtin | extra.builtin)
+        return merged
+
     def _read_dep(self) -> None:
         for line in _lines(os.path.join(self.modroot, "modules.dep")):
             target, sep, rest = line.partition(":")

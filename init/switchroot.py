@@ -34,6 +34,9 @@ _log = mlog.get("init.switchroot")
 RAMFS_MAGIC = 0x858458F6
 TMPFS_MAGIC = 0x01021994
 INITRD_RELEASE = "/etc/initrd-release"
+# An appended image (chain mode) sits on a distro initramfs that may lack
+# /etc/initrd-release; its /mosnet-init marks it as an initramfs just as well.
+APPENDED_MARKER = "/mosnet-init"
 # The kernel's own fallback order when no init= is given (init/main.c).
 INIT_CANDIDATES = ("/sbin/init", "/etc/init", "/bin/init", "/bin/sh")
 API_MOUNTS = ("/dev", "/proc", "/sys", "/run")
@@ -205,8 +208,10 @@ def _check_current_root(require_pid1: bool) -> os.stat_result:
     if magic not in (RAMFS_MAGIC, TMPFS_MAGIC):
         raise SwitchRootRefused(f"/ is not ramfs/tmpfs (magic {magic:#x}); not an initramfs")
     # tmpfs alone proves nothing: real roots can be tmpfs too.
-    if not os.path.lexists(INITRD_RELEASE):
-        raise SwitchRootRefused(f"{INITRD_RELEASE} is missing; refusing to wipe this root")
+    if not os.path.lexists(INITRD_RELEASE) and not os.path.lexists(APPENDED_MARKER):
+        raise SwitchRootRefused(
+            f"{INITRD_RELEASE} is missing (and no {APPENDED_MARKER}); refusing to wipe this root"
+        )
     return os.stat("/")
 
 

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mosnet import ipv6, log, proctitle, resolvconf, state, wake
+from mosnet import chainfollow, ipv6, log, proctitle, resolvconf, state, wake
 from mosnet.dhcp4 import apply
 from mosnet.dhcp4.client import Client
 from mosnet.dhcp4.lease import Lease
@@ -26,6 +26,7 @@ from mosnet.proxyproc import ProxySpec, Supervisor
 TITLE = "@mosnet-daemon"
 RUN_DIR = "/run/mosnet"
 SWITCHED = b"S"
+CHAINED = b"C"  # chain mode: PID 1 execs the distro's /init next
 
 _log = log.get("daemon")
 
@@ -34,11 +35,12 @@ _log = log.get("daemon")
 class DaemonHandle:
     pid: int
     notify_fd: int  # write SWITCHED here once the real root is in place
+    chain: bool = False  # the daemon follows a distro init (mosnet.chainfollow)
 
     def announce_switch(self) -> None:
-        """Called by PID 1 right before it execs the real init."""
+        """Called by PID 1 right before it execs the real (or the distro's) init."""
         with contextlib.suppress(OSError):
-            os.write(self.notify_fd, SWITCHED)
+            os.write(self.notify_fd, CHAINED if self.chain else SWITCHED)
             os.close(self.notify_fd)
 
 
@@ -91,6 +93,12 @@ class LeaseKeeper:
             self.v6.v4_search = tuple(lease.search)
         publish_dns(lease, self.run_dir, self.v6)
 
+    def republish(self) -> None:
+        """Write resolv.conf again (chain mode: the real root appeared meanwhile)."""
+        lease = self.client.lease
+        if lease is not None:
+            publish_dns(lease, self.run_dir, self.v6)
+
     def on_bind(self, lease: Lease) -> None:
         apply.apply(lease, self.client.ifname, self.client.clock())
         apply.write_lease(lease, self.client.ifname, self.run_dir)
@@ -132,12 +140,37 @@ def _follow_switch(
     entered()
 
 
+def _follow_chain(notify_fd: int, run_fd: int, entered: Callable[[], None]) -> None:
+    """Thread: once PID 1 has handed over to the distro init, follow it (chain mode)."""
+    root = os.stat("/")
+    try:
+        data = os.read(notify_fd, 1)
+    except OSError:
+        data = b""
+    if not data:
+        return  # PID 1 never handed over (its fallback): stay here
+
+    def done(f: chainfollow.Follow) -> None:
+        now = os.stat("/")
+        followed = (now.st_dev, now.st_ino) != (root.st_dev, root.st_ino)
+        section = {"followed": followed, "events": f.events}
+        try:
+            state.set_section(RUN_DIR, "chain", section)
+        except OSError as exc:
+            _log.warning("state.json not updated: %s", exc)
+        entered()
+
+    f = chainfollow.Follow(run_fd, (root.st_dev, root.st_ino))
+    chainfollow.follow(f, done)
+
+
 def _daemon_main(
     client: Client | None,
     notify_fd: int,
     root_fd: int | None,
     v6: ipv6.Ipv6State | None,
     proxy: ProxySpec | None,
+    run_fd: int | None = None,
 ) -> None:
     proctitle.set_title(TITLE)
     os.setsid()
@@ -151,13 +184,24 @@ def _daemon_main(
     supervisor = Supervisor(proxy) if proxy is not None else None
     if supervisor is not None:  # first: it forks, best with no other threads around yet
         threading.Thread(target=supervisor.run, daemon=True).start()
-    entered = supervisor.renew if supervisor is not None else (lambda: None)
-    threading.Thread(target=_follow_switch, args=(notify_fd, root_fd, entered), daemon=True).start()
+    keeper = LeaseKeeper(client, v6=v6) if client is not None else None
+
+    def entered() -> None:
+        if supervisor is not None:
+            supervisor.renew()
+        if keeper is not None:
+            keeper.republish()  # the real root's /etc/resolv.conf
+
+    if run_fd is not None:
+        follow = threading.Thread(target=_follow_chain, args=(notify_fd, run_fd, entered))
+    else:
+        follow = threading.Thread(target=_follow_switch, args=(notify_fd, root_fd, entered))
+    follow.daemon = True
+    follow.start()
     if v6 is not None and (v6.client is not None or v6.deferred):
         threading.Thread(target=ipv6.run_forever, args=(v6, stop.is_set), daemon=True).start()
     _log.info("daemon started (pid %d)", os.getpid())
-    if client is not None:
-        keeper = LeaseKeeper(client, v6=v6)
+    if client is not None and keeper is not None:
         client.run_forever(keeper.on_bind, keeper.on_expire, stop.is_set, on_renew=keeper.on_renew,
                            wake_fd=stop.fileno())  # fmt: skip
     while not stop.wait():  # a signal handler runs between polls (PEP 475)
@@ -172,27 +216,34 @@ def spawn(
     new_root: str | None,
     v6: ipv6.Ipv6State | None = None,
     proxy: ProxySpec | None = None,
+    chain: bool = False,
 ) -> DaemonHandle:
-    """Fork the daemon; the parent gets a handle, the child never returns."""
+    """Fork the daemon; the parent gets a handle, the child never returns.
+
+    ``chain``: PID 1 will exec a distro init, which mounts the root itself;
+    /run/mosnet is opened here, before that init can mount over /run.
+    """
     root_fd = os.open(new_root, os.O_PATH | os.O_DIRECTORY) if new_root else None
+    run_fd = os.open(RUN_DIR, os.O_PATH | os.O_DIRECTORY) if chain else None
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # child
         code = 0
         try:
             os.close(write_fd)
-            _daemon_main(client, read_fd, root_fd, v6, proxy)
+            _daemon_main(client, read_fd, root_fd, v6, proxy, run_fd)
         except BaseException:
             _log.exception("daemon crashed")
             code = 1
         finally:
             os._exit(code)  # never fall back into PID 1's code
     os.close(read_fd)
-    if root_fd is not None:
-        os.close(root_fd)
+    for fd in (root_fd, run_fd):
+        if fd is not None:
+            os.close(fd)
     if client is not None:
         client.close()  # the daemon owns the sockets now
     if v6 is not None:
         ipv6.stop(v6)
     _log.info("forked daemon pid %d", pid)
-    return DaemonHandle(pid, write_fd)
+    return DaemonHandle(pid, write_fd, chain)

@@ -34,7 +34,8 @@ from mosnet import log, nftrules
 from mosnet.config import FirewallSpec, NatSpec, NetConfig
 
 _log = log.get("firewall")
-NFT_PATHS = ("/usr/sbin/nft", "/sbin/nft")
+# The last one is the append image's private copy (initramfs/append.py).
+NFT_PATHS = ("/usr/sbin/nft", "/sbin/nft", "/usr/lib/mosnet/bin/nft")
 _TIMEOUT = 30.0
 
 

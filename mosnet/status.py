@@ -123,7 +123,10 @@ def network_checks(
 
 def boot_checks(st: state.State) -> list[Check]:
     result = (st.get("boot") or {}).get("result", "unknown")
-    out = [Check("boot", result == "switch_root", result)]
+    out = [Check("boot", result in ("switch_root", "chain"), result)]
+    if result == "chain":  # the daemon followed the distro's init into this root
+        followed = bool((st.get("chain") or {}).get("followed"))
+        out.append(Check("chain", followed, "daemon followed" if followed else "not followed"))
     fw = st.get("firewall") or {}
     if fw.get("requested"):
         errors = fw.get("errors", [])

@@ -5,7 +5,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-./build.sh --test-deps
+./build.sh --test-deps --append
 qemu/mkroot.sh out/testroot.img >/dev/null
 echo "== lint"
 .venv/bin/ruff check .

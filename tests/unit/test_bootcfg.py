@@ -207,3 +207,15 @@ def test_structured_garbage_never_raises(text: str) -> None:
     assert cfg.root.kind in bootcfg.ROOT_KINDS
     assert 0 <= cfg.root_timeout <= bootcfg.MAX_SECONDS
     assert all(isinstance(e, ParamError) for e in errors)
+
+
+def test_mosinit_chain_and_bad_values() -> None:
+    assert BootConfig().mosinit == "switchroot" and not BootConfig().chain
+    assert ok("mosinit=chain").chain
+    assert ok("mosinit=CHAIN mosinit=switchroot").mosinit == "switchroot"
+    cfg, err = one_error("mosinit=chian root=/dev/vda")
+    assert cfg.mosinit == "switchroot" and cfg.root.value == "/dev/vda"  # the rest applies
+    assert (err.param, err.token) == ("mosinit", "chian")
+    assert "switchroot or chain" in str(err)
+    _, err = one_error("mosinit")
+    assert err.param == "mosinit"

@@ -319,3 +319,36 @@ def test_real_finit_module_syscall_reports_errno() -> None:
         syscalls.finit_module(-1)
     assert info.value.errno in (errno.EBADF, errno.EPERM, errno.ENOSYS)
     assert info.value.strerror == os.strerror(info.value.errno)
+
+
+def test_load_all_distro_tree_first_private_tree_adds(
+    modroot: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    """Chain mode: the distro's tree plus mosnet's private one (bridge and friends)."""
+    private = tmp_path / "private" / "6.1.0-test"
+    for rel in ("kernel/net/bridge/bridge.ko", "kernel/net/llc/llc.ko",
+                "kernel/drivers/net/virtio_net.ko"):  # fmt: skip
+        (private / rel).parent.mkdir(parents=True, exist_ok=True)
+        (private / rel).write_bytes(b"\x7fELF")
+    (private / "modules.dep").write_text(
+        "kernel/net/bridge/bridge.ko: kernel/net/llc/llc.ko\nkernel/net/llc/llc.ko:\n"
+        "kernel/drivers/net/virtio_net.ko:\n"
+    )
+    (private / "modules.alias").write_text("alias rtnl-link-bridge bridge\n")
+    (private / "modules.builtin").write_text("kernel/net/packet/af_packet.ko\n")
+    idx = ModuleIndex.load_all([str(modroot), str(private), str(tmp_path / "absent")])
+    # The distro's own copy and dependencies win for a module both trees have.
+    assert idx.paths["virtio_net"] == str(modroot / "kernel/drivers/net/virtio_net.ko")
+    assert idx.deps["virtio_net"] == ("net_failover", "failover", "virtio_ring")
+    assert idx.closure("bridge") == ("llc", "bridge")
+    assert idx.paths["bridge"].startswith(str(private))
+    assert idx.resolve("rtnl-link-bridge") == ("bridge",)
+    assert idx.match_alias("virtio:d00000001v00001AF4") == ("virtio_net",)
+    assert {"ext4", "af_packet"} <= idx.builtin
+    kernel = Kernel()
+    assert Loader(idx, finit=kernel, proc_modules="/nonexistent").load("bridge")
+    assert kernel.order == ["llc", "bridge"]
+    # Without the private tree (the default image) it is the plain index.
+    assert ModuleIndex.load_all([str(modroot), str(tmp_path / "absent")]).paths == (
+        ModuleIndex.load(str(modroot)).paths
+    )

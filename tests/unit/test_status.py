@@ -116,3 +116,11 @@ def test_cli_exit_codes_and_json(
 def test_fallback_boot_fails_the_check() -> None:
     st = _state(boot={"result": "fallback: RootNotFound: /dev/vda"})
     assert not status.boot_checks(st)[0].ok
+
+
+def test_chain_boot_passes_only_once_the_daemon_followed() -> None:
+    st = _state(boot={"result": "chain"})
+    checks = {c.name: c.ok for c in status.boot_checks(st)}
+    assert checks == {"boot": True, "chain": False}
+    st["chain"] = {"followed": True, "events": []}
+    assert all(c.ok for c in status.boot_checks(st))
