@@ -49,7 +49,7 @@ TEST_DEBS=(
     "fdisk:/sbin/sfdisk" "dosfstools:/sbin/mkfs.vfat" "xfsprogs:/sbin/mkfs.xfs"
     "squashfs-tools:/usr/bin/mksquashfs" "xz-utils:/usr/bin/xz"
     "kea-dhcp4-server:/usr/sbin/kea-dhcp4"
-    "openvswitch-switch:/usr/bin/ovs-vsctl"
+    "openvswitch-switch:/usr/bin/ovs-vsctl" "debootstrap:/usr/sbin/debootstrap"
 )
 
 install_debs() {
