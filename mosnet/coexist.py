@@ -8,6 +8,8 @@ NetworkManager or ifupdown start:
   br-mosnet, the internal port (and its veth peer) and the uplink NIC.
   ``KeepConfiguration=`` is not enough: networkd would still manage the
   link (accept_ra, link-local addresses, MTU, foreign routes on reconfigure).
+* ``/run/systemd/network/00-mosnet.link``: udev's coldplug neither renames
+  them (a rename of an up link fails and leaves it "pending") nor changes a MAC.
 * ``/run/systemd/system/systemd-networkd-wait-online.service.d/00-mosnet.conf``:
   skips wait-online when every link is mosnet's (systemd 252 would wait 2 min).
 * ``/run/NetworkManager/conf.d/00-mosnet.conf``: the same links, by name
@@ -33,6 +35,7 @@ BRIDGE = "br-mosnet"  # mosnet.bridge.BRIDGE, without importing the backends
 PEER_SUFFIX = "-br"
 OVS_DATAPATH_LINK = "ovs-system"
 NETWORKD_FILE = "systemd/network/00-mosnet.network"
+LINK_FILE = "systemd/network/00-mosnet.link"
 WAIT_ONLINE_FILE = "systemd/system/systemd-networkd-wait-online.service.d/00-mosnet.conf"
 NM_FILE = "NetworkManager/conf.d/00-mosnet.conf"
 IFSTATE_DIR = "network"
@@ -79,6 +82,20 @@ def networkd_text(links: OwnedLinks) -> str:
     )
 
 
+def udev_link_text(links: OwnedLinks) -> str:
+    """No renaming and no new MAC from udev's coldplug in the real root.
+
+    99-default.link would rename the uplink (eth0 -> enp0s3), which fails on
+    a link that is up (EBUSY); the failed event leaves the link "pending" in
+    networkd forever, which is also what networkd-wait-online waits for.
+    """
+    return (
+        f"# {HEADER}; udev keeps their names and MACs.\n"
+        f"[Match]\nOriginalName={' '.join(links.names)}\n\n"
+        "[Link]\nNamePolicy=\nMACAddressPolicy=none\n"
+    )
+
+
 def wait_online_text(links: OwnedLinks) -> str:
     """Skip systemd-networkd-wait-online when every link is mosnet's (or lo).
 
@@ -119,6 +136,7 @@ def render(links: OwnedLinks) -> dict[str, str]:
         return {}
     files = {
         NETWORKD_FILE: networkd_text(links),
+        LINK_FILE: udev_link_text(links),
         WAIT_ONLINE_FILE: wait_online_text(links),
         NM_FILE: networkmanager_text(links),
     }

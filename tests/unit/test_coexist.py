@@ -44,6 +44,18 @@ def test_networkd_file_marks_the_links_unmanaged() -> None:
     assert body == ["[Match]", "Name=eth0 br-mosnet public public-br", "[Link]", "Unmanaged=yes"]
 
 
+def test_udev_link_file_keeps_names_and_macs() -> None:
+    text = coexist.udev_link_text(coexist.owned_links("eth0", MAC, "mos", "linux"))
+    body = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert body == [
+        "[Match]",
+        "OriginalName=eth0 br-mosnet mos mos-br",
+        "[Link]",
+        "NamePolicy=",
+        "MACAddressPolicy=none",
+    ]
+
+
 def test_networkmanager_file_appends_to_unmanaged_devices() -> None:
     text = coexist.networkmanager_text(coexist.owned_links("eth0", MAC, "mos", "linux"))
     body = [line for line in text.splitlines() if line and not line.startswith("#")]
@@ -89,6 +101,7 @@ def test_write_puts_every_file_under_run(tmp_path: Path) -> None:
         "network/ifstate.eth0",
         "network/ifstate.mos",
         "network/ifstate.mos-br",
+        "systemd/network/00-mosnet.link",
         "systemd/network/00-mosnet.network",
         "systemd/system/systemd-networkd-wait-online.service.d/00-mosnet.conf",
     ]
@@ -112,7 +125,7 @@ def test_write_reports_an_unwritable_run_instead_of_raising(tmp_path: Path) -> N
     blocker = tmp_path / "run"
     blocker.write_text("a file, not a directory")
     written, errors = coexist.write(coexist.owned_links("eth0", MAC, "mos", "linux"), str(blocker))
-    assert written == [] and len(errors) == 7
+    assert written == [] and len(errors) == 8
 
 
 def _state(tmp_path: Path, network: dict[str, object]) -> Path:
