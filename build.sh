@@ -58,7 +58,7 @@ TEST_DEBS=(
     "fdisk:/sbin/sfdisk" "dosfstools:/sbin/mkfs.vfat" "xfsprogs:/sbin/mkfs.xfs"
     "squashfs-tools:/usr/bin/mksquashfs" "xz-utils:/usr/bin/xz"
     "kea-dhcp4-server:/usr/sbin/kea-dhcp4"
-    "openvswitch-switch:/usr/bin/ovs-vsctl"
+    "openvswitch-switch:/usr/bin/ovs-vsctl" "debootstrap:/usr/sbin/debootstrap"
     # the boot recipes in docs/, each booted by the real loader
     "ipxe-qemu:/usr/lib/ipxe/qemu/efi-virtio.rom" "pxelinux:/usr/lib/PXELINUX/lpxelinux.0"
     "syslinux-common:/usr/lib/syslinux/modules/bios/ldlinux.c32"

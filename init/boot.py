@@ -32,6 +32,7 @@ from mosnet import (
     resolvconf,
     static,
 )
+from mosnet.coexist import hand_off
 from mosnet.config import NetConfig
 from mosnet.dhcp4.client import Client
 from mosnet.dhcp4.lease import Lease
@@ -239,6 +240,14 @@ def record_state(state: BootState, result: str, init: str | None = None) -> None
     handoff.record(RUN_DIR, boot, state.facts, state.lease, lease_clock, services)
 
 
+def keep_managers_off(state: BootState) -> None:
+    """networkd/NetworkManager/ifupdown files in the /run the real root inherits."""
+    f = state.facts
+    written, errors = hand_off(f.nic, f.nic_mac, f.port, f.backend)
+    f.coexist, f.errors = written, f.errors + errors
+    _log.info("network managers kept off mosnet's links: %s", ", ".join(written) or "nothing")
+
+
 def do_switch_root(state: BootState) -> NoReturn:
     cfg = state.cfg
     plan = switchroot.preflight(NEW_ROOT, cfg.init)
@@ -248,6 +257,7 @@ def do_switch_root(state: BootState) -> NoReturn:
     _log.info(
         "boot timings: %s", ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in state.timings.items())
     )
+    pid1.guard(keep_managers_off, state)
     pid1.guard(record_state, state, "switch_root")
     if state.devkmsg is not None:
         _set_devkmsg(state.devkmsg)

@@ -35,6 +35,7 @@ class NetFacts:
     backend: str = ""
     port: str | None = None  # where the host addresses live
     errors: list[str] = field(default_factory=list)
+    coexist: list[str] = field(default_factory=list)  # files for networkd, NM, ifupdown
     firewall: FirewallResult | None = None
     firewall_requested: bool = False
 
@@ -94,6 +95,7 @@ def network_section(net: NetFacts, run_dir: str) -> Any:
         "bridge": BRIDGE if net.backend in ("linux", "ovs") and net.port != net.nic else None,
         "port": net.port,
         "dns": _resolv(os.path.join(run_dir, "resolv.conf")),
+        "coexist": list(net.coexist),
         "errors": list(net.errors),
     }
     names = [n for n in (net.port, net.nic) if n]

@@ -1,4 +1,4 @@
-"""``mosnet plan | apply | discover | status``: the plan made visible, its executor, the state.
+"""``mosnet plan | apply | discover | status | coexist``: plan, executor, state, hand-off.
 
 ``plan`` prints the numbered actions, the rollback, notes and errors and
 touches nothing (``--live`` only reads links). ``apply`` executes (root).
@@ -57,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true", help="for machines: state and checks")
     st.add_argument("--check", action="store_true", help="exit 1 if a check fails (monitoring)")
     st.add_argument("--run-dir", default="/run/mosnet", metavar="DIR", help=argparse.SUPPRESS)
+    co = sub.add_parser(
+        "coexist", help="keep networkd/NetworkManager/ifupdown off mosnet's links (root)"
+    )
+    co.add_argument("--print", action="store_true", help="show the files, write nothing")
+    co.add_argument("--run-dir", default="/run/mosnet", metavar="DIR", help=argparse.SUPPRESS)
+    co.add_argument("--run", default="/run", metavar="DIR", help=argparse.SUPPRESS)
     d = sub.add_parser("discover", help="list the NICs")
     d.add_argument("--json", action="store_true", help="print a links fixture")
     d.add_argument("--write", metavar="FIXTURE.json", help="save a links fixture")
@@ -115,12 +121,34 @@ def _discover(args: argparse.Namespace) -> int:
     return 0
 
 
+def _coexist(args: argparse.Namespace) -> int:
+    """The files PID 1 writes before switch_root, from state.json (again, or to look at)."""
+    from mosnet import coexist, state
+
+    links = coexist.from_state(state.load(args.run_dir).get("network") or {})
+    if not links:
+        print("mosnet coexist: state.json names no uplink: nothing to keep managers off")
+        return 0
+    if args.print:
+        for rel, text in coexist.render(links).items():
+            print(f"--- {args.run}/{rel}\n{text}", end="")
+        return 0
+    written, errors = coexist.write(links, args.run)
+    for path in written:
+        print(f"wrote {path}")
+    for err in errors:
+        print(f"mosnet coexist: {err}", file=sys.stderr)
+    return 1 if errors else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     log.setup(stderr=True)
     try:
         if args.verb == "discover":
             return _discover(args)
+        if args.verb == "coexist":
+            return _coexist(args)
         if args.verb == "status":
             from mosnet import status
 
