@@ -29,7 +29,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from mosnet import atomicfile
+from mosnet import atomicfile, state
 
 BRIDGE = "br-mosnet"  # mosnet.bridge.BRIDGE, without importing the backends
 PEER_SUFFIX = "-br"
@@ -188,3 +188,22 @@ def hand_off(
 ) -> tuple[list[str], list[str]]:
     """PID 1, right before switch_root: the files for what the network phase left."""
     return write(owned_links(nic, nic_mac, port, backend), run)
+
+
+def hand_off_from_state(run_dir: str, run: str = "/run") -> list[str]:
+    """Chain mode: the daemon, once in the real root, writes what PID 1 could not.
+
+    PID 1 execs the distro's init there instead of switching root itself, and
+    the distro mounts a fresh /run, so the files must go into that one; the
+    links come from state.json's network section. Records what it wrote.
+    """
+    links = from_state(state.load(run_dir).get("network") or {})
+    written, errors = write(links, run) if links else ([], [])
+
+    def note(s: state.State) -> None:
+        section = s.setdefault("network", {})
+        section["coexist"] = written
+        section["errors"] = list(section.get("errors", [])) + errors
+
+    state.update(run_dir, note)
+    return written

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mosnet import chainfollow, ipv6, log, proctitle, resolvconf, state, wake
+from mosnet import chainfollow, coexist, ipv6, log, proctitle, resolvconf, state, wake
 from mosnet.dhcp4 import apply
 from mosnet.dhcp4.client import Client
 from mosnet.dhcp4.lease import Lease
@@ -158,6 +158,12 @@ def _follow_chain(notify_fd: int, run_fd: int, entered: Callable[[], None]) -> N
             state.set_section(RUN_DIR, "chain", section)
         except OSError as exc:
             _log.warning("state.json not updated: %s", exc)
+        if followed:  # the real root's /run: keep its network managers off our links
+            try:
+                written = coexist.hand_off_from_state(RUN_DIR)
+                _log.info("network managers kept off mosnet's links: %s", ", ".join(written))
+            except (OSError, state.StateError) as exc:
+                _log.warning("network manager files not written: %s", exc)
         entered()
 
     f = chainfollow.Follow(run_fd, (root.st_dev, root.st_ino))

@@ -37,6 +37,7 @@ d=$(pgrep -o -f '^@mosnet-daemon')
 echo "daemon $d root $(stat -L -c %d:%i /proc/$d/root) mnt $(readlink /proc/$d/ns/mnt)"
 echo "pid1 root $(stat -L -c %d:%i /proc/1/root) mnt $(readlink /proc/1/ns/mnt)"
 echo "resolv $(grep nameserver /etc/resolv.conf | tr '\n' ' ')"
+echo "coexist $(ls /run/systemd/network/ /run/NetworkManager/conf.d/ 2>&1 | tr '\n' ' ')"
 """
 
 
@@ -102,6 +103,11 @@ def test_chain_mode_with_initramfs_tools(
     assert re.search(rf'^state "daemon": *{{ *"pid": *{daemon.group(1)}$', text, re.M), text
     assert (daemon.group(2), daemon.group(3)) == (pid1.group(1), pid1.group(2))
     assert f"resolv nameserver {gw}" in text
+    # the daemon wrote the network managers' files into the real root's /run
+    coexist = re.search(r"^coexist (.*)$", text, re.M)
+    assert (
+        coexist and "00-mosnet.network" in coexist.group(1) and "00-mosnet.conf" in coexist.group(1)
+    ), text
     # It keeps the lease from there: dnsmasq saw a renewal (T1 = 12 s).
     log = gateway.dnsmasq_log.read_text()
     acks = [ln for ln in log.splitlines() if "DHCPACK" in ln and GUEST_MAC in ln]

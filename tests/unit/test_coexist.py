@@ -154,3 +154,19 @@ def test_cli_print_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 def test_cli_without_state_fails_cleanly(tmp_path: Path) -> None:
     assert cli.main(["coexist", "--run-dir", str(tmp_path / "none")]) == 1
+
+
+def test_chain_mode_daemon_writes_the_files_into_the_real_roots_run(tmp_path: Path) -> None:
+    network = {"nic": "eth0", "nic_mac": MAC, "port": "mos", "backend": "linux", "errors": []}
+    run_dir = _state(tmp_path, network)
+    run = tmp_path / "realrun"
+    written = coexist.hand_off_from_state(str(run_dir), str(run))
+    assert str(run / "systemd/network/00-mosnet.network") in written
+    recorded = json.loads((run_dir / "state.json").read_text())["network"]
+    assert recorded["coexist"] == written and recorded["errors"] == []
+
+
+def test_chain_mode_without_an_uplink_writes_nothing(tmp_path: Path) -> None:
+    run_dir = _state(tmp_path, {"nic": None, "errors": []})
+    assert coexist.hand_off_from_state(str(run_dir), str(tmp_path / "realrun")) == []
+    assert not (tmp_path / "realrun").exists()
