@@ -50,6 +50,7 @@ TEST_DEBS=(
     "squashfs-tools:/usr/bin/mksquashfs" "xz-utils:/usr/bin/xz"
     "kea-dhcp4-server:/usr/sbin/kea-dhcp4"
     "openvswitch-switch:/usr/bin/ovs-vsctl"
+    "nfs-ganesha:/usr/bin/ganesha.nfsd" "nfs-ganesha-vfs:/usr/lib/x86_64-linux-gnu/ganesha/libfsalvfs.so"
 )
 
 install_debs() {
@@ -153,7 +154,7 @@ pack_initramfs() {
     local kver=$1 epoch=$2 want stamp=out/.image-stamp py
     py=$(ls initramfs/*.py | grep -v -e '/addon\.py$' -e '/listing\.py$')
     want=$( (echo "$kver $compress $epoch"; cat .cache/nuitka/.stamp;
-             sha256sum .cache/preinit/mosnet-init /bin/busybox /usr/sbin/nft $py) |
+             sha256sum .cache/preinit/mosnet-init /bin/busybox /usr/sbin/nft /usr/bin/zstd $py) |
             sha256sum | cut -c1-32)
     if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && [ -f out/mosnet-initramfs.img ]; then
         say "initramfs unchanged"
@@ -163,7 +164,8 @@ pack_initramfs() {
     SOURCE_DATE_EPOCH=$epoch .venv/bin/python -m initramfs build --out out/mosnet-initramfs.img \
         --compress "$compress" --kernel-root .cache/kernel/current/root --kver "$kver" \
         --dist .cache/nuitka/__main__.dist --preinit .cache/preinit/mosnet-init \
-        --busybox /bin/busybox --extra-elf /usr/sbin/nft --report out/image-report.json
+        --busybox /bin/busybox --extra-elf /usr/sbin/nft --extra-elf /usr/bin/zstd \
+        --report out/image-report.json  # zstd unpacks mosroot=….tar.zst
     echo "$want" > "$stamp"
 }
 
