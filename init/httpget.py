@@ -12,6 +12,7 @@ after ``stall`` seconds without a byte; ``deadline`` bounds the whole fetch.
 from __future__ import annotations
 
 import io
+import ipaddress
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -57,8 +58,32 @@ class Response:
                 pass
 
 
+def resolve(host: str, port: int) -> list[tuple[int, tuple[str, int]]]:
+    """(family, sockaddr) pairs; an address literal needs no resolver.
+
+    The host goes to getaddrinfo as bytes: for a str CPython runs the idna
+    codec, which the image leaves out (encodings are loaded on demand).
+    """
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        infos = socket.getaddrinfo(host.encode("ascii"), port, type=socket.SOCK_STREAM)
+        return [(fam, (str(sa[0]), int(sa[1]))) for fam, _, _, _, sa in infos]
+    return [(socket.AF_INET6 if ip.version == 6 else socket.AF_INET, (host, port))]
+
+
 def _connect(addr: tuple[str, int], timeout: float) -> socket.socket:
-    return socket.create_connection(addr, timeout=timeout)
+    last: OSError = OSError(f"no address for {addr[0]}")
+    for family, sockaddr in resolve(*addr):
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last = exc
+    raise last
 
 
 def _readline(reader: io.BufferedReader, what: str) -> bytes:

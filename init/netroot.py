@@ -208,7 +208,8 @@ class _Fetch:
             self._mount(self.root_undo, loop.path, lower, "squashfs", syscalls.MS_RDONLY, "")
         finally:
             loop.close()  # the mount holds the device now; autoclear frees it later
-        self._mount(self.root_undo, "tmpfs", rw, "tmpfs", syscalls.MS_NOSUID, "mode=0755")
+        # no nosuid here: the upper layer holds the real root's copied-up files
+        self._mount(self.root_undo, "tmpfs", rw, "tmpfs", 0, "mode=0755")
         for sub in ("upper", "work"):
             os.makedirs(os.path.join(rw, sub), 0o755, exist_ok=True)
         opts = f"lowerdir={lower},upperdir={rw}/upper,workdir={rw}/work"

@@ -15,6 +15,7 @@ import socket
 from collections.abc import Callable, Sequence
 
 from init import syscalls
+from init.httpget import resolve
 from init.netrootcfg import NfsRoot
 from mosnet import log
 from mosnet.errors import MosnetError
@@ -35,10 +36,9 @@ class NfsRootError(MosnetError):
 def server_address(server: str) -> str:
     """The server as an address (mount(2) does no DNS)."""
     try:
-        infos = socket.getaddrinfo(server, NFS_PORT, type=socket.SOCK_STREAM)
-    except OSError as exc:
+        return resolve(server, NFS_PORT)[0][1][0]
+    except (OSError, IndexError) as exc:
         raise NfsRootError(f"NFS server {server}: cannot resolve: {exc}") from None
-    return str(infos[0][4][0])
 
 
 def local_address(addr: str) -> str | None:

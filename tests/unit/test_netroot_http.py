@@ -211,3 +211,29 @@ def test_url_host_header_and_str() -> None:
     assert (url.host, url.port, url.path) == ("fd00::1", 81, "/a.tar.zst?x=1")
     assert url.host_header == "[fd00::1]:81" and str(url) == "http://[fd00::1]:81/a.tar.zst?x=1"
     assert parse_url("http://h/r.sqfs").host_header == "h"
+
+
+def test_resolve_literals_without_a_resolver() -> None:
+    assert httpget.resolve("10.0.0.1", 80) == [(socket.AF_INET, ("10.0.0.1", 80))]
+    assert httpget.resolve("fd00::1", 81) == [(socket.AF_INET6, ("fd00::1", 81))]
+    assert httpget.resolve("localhost", 8)[0][1][1] == 8
+
+
+def test_real_socket_to_a_local_listener() -> None:
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+
+    def serve() -> None:
+        conn, _ = srv.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(ok(b"real"))
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    resp = httpget.open_url(parse_url(f"http://127.0.0.1:{port}/r.squashfs"))
+    assert b"".join(httpget.body(resp, float("inf"))) == b"real"
+    resp.close()
+    srv.close()
