@@ -321,3 +321,11 @@ def test_extract_real_zstd_and_busybox_tar(tmp_path: Path) -> None:
     archive.write_bytes(b"not zstd")
     with pytest.raises(NetRootError, match="unpacking failed"):
         netroot._extract(str(archive), str(out))
+
+
+def test_init_parameters_are_not_network_typos() -> None:
+    from mosnet import cmdline
+
+    line = f"mosroot=http://h/r.sqfs mosroot_sha256={SHA} mosroot_fetch_timeout=9 mosshell"
+    line += " mosfirewal=x"
+    assert cmdline.parse(line).notes == ("unknown parameter 'mosfirewal' ignored (typo?)",)
