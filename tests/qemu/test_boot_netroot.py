@@ -82,9 +82,11 @@ def _spawn(gw: Gateway, argv: list[str], log: Path) -> None:
 
 
 def _wait_listen(gw: Gateway, port: int) -> None:
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 30
+    # ganesha listens on an IPv4-mapped IPv6 socket: [::ffff:10.213.7.1]:2049
+    bound = re.compile(rf"\b{re.escape(gw.address)}\]?:{port}\s")
     while time.monotonic() < deadline:
-        if f"{gw.address}:{port} " in gw.run("ss", "-ltnH").stdout:
+        if bound.search(gw.run("ss", "-ltnH").stdout):
             return
         time.sleep(0.2)
     raise TimeoutError(f"nothing listens on {gw.address}:{port}")
@@ -151,7 +153,7 @@ def _fallback_shell(gw: Gateway, append: str, log: Path) -> tuple[str, str]:
         vm.wait_for(r"starting the emergency shell", BOOT_TIMEOUT)
         vm.wait_for(r"# $|/ #", 60)
         vm.send("echo MOUNTS-BEGIN; cat /proc/mounts; ls /run/mosnet/netroot; echo MOUNTS-END\n")
-        match = vm.wait_for(r"^MOUNTS-BEGIN\s*$(.*?)^MOUNTS-END\s*$", 60)
+        match = vm.wait_for(r"(?s)^MOUNTS-BEGIN\s*$(.*?)^MOUNTS-END\s*$", 60)
         return vm.text(), match.group(1)
 
 
