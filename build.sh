@@ -63,6 +63,7 @@ TEST_DEBS=(
     "ipxe-qemu:/usr/lib/ipxe/qemu/efi-virtio.rom" "pxelinux:/usr/lib/PXELINUX/lpxelinux.0"
     "syslinux-common:/usr/lib/syslinux/modules/bios/ldlinux.c32"
     "grub-pc-bin:/usr/lib/grub/i386-pc/boot.img"
+    "nfs-ganesha:/usr/bin/ganesha.nfsd" "nfs-ganesha-vfs:/usr/lib/x86_64-linux-gnu/ganesha/libfsalvfs.so"
 )
 
 install_debs() {
@@ -175,7 +176,7 @@ pack_initramfs() {
     py=$(ls initramfs/*.py | grep -v -e '/addon\.py$' -e '/listing\.py$')
     want=$( (echo "$kver $compress $epoch"; cat .cache/nuitka/.stamp;
              [ -z "$baked_cmdline" ] || printf 'cmdline %s\n' "$baked_cmdline";
-             sha256sum .cache/preinit/mosnet-init /bin/busybox /usr/sbin/nft $py) |
+             sha256sum .cache/preinit/mosnet-init /bin/busybox /usr/sbin/nft /usr/bin/zstd $py) |
             sha256sum | cut -c1-32)
     if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && [ -f out/mosnet-initramfs.img ]; then
         say "initramfs unchanged"
@@ -185,7 +186,8 @@ pack_initramfs() {
     SOURCE_DATE_EPOCH=$epoch .venv/bin/python -m initramfs build --out out/mosnet-initramfs.img \
         --compress "$compress" --kernel-root .cache/kernel/current/root --kver "$kver" \
         --dist .cache/nuitka/__main__.dist --preinit .cache/preinit/mosnet-init \
-        --busybox /bin/busybox --extra-elf /usr/sbin/nft --report out/image-report.json \
+        --busybox /bin/busybox --extra-elf /usr/sbin/nft --extra-elf /usr/bin/zstd \
+        --report out/image-report.json \
         ${baked_cmdline:+--cmdline "$baked_cmdline"}
     echo "$want" > "$stamp"
 }

@@ -76,6 +76,7 @@ class BootState:
     v6: ipv6.Ipv6State | None = None
     proxy: ProxySpec | None = None
     root_mounted: bool = False
+    root_source: dict[str, object] | None = None  # mosroot=: url, sha256, size, time
     daemon: daemon.DaemonHandle | None = None
     facts: handoff.NetFacts = field(default_factory=handoff.NetFacts)
     cmdline: cmdmerge.Merged | None = None  # the baked line under the kernel's
@@ -194,13 +195,32 @@ def mount_root(state: BootState) -> None:
     if cfg.rootdelay:
         _log.info("rootdelay: waiting %d s", cfg.rootdelay)
         time.sleep(cfg.rootdelay)
-    dev = rootdev.wait_for(cfg.root, cfg.root_timeout)
     os.makedirs(NEW_ROOT, exist_ok=True)
-    rootdev.mount_root(dev, NEW_ROOT, cfg.rootfstype, cfg.rootflags, cfg.readonly)
+    if cfg.netroot is not None or cfg.netroot_error is not None or cfg.nfs is not None:
+        mount_net_root(state)
+    else:
+        dev = rootdev.wait_for(cfg.root, cfg.root_timeout)
+        rootdev.mount_root(dev, NEW_ROOT, cfg.rootfstype, cfg.rootflags, cfg.readonly)
     state.root_mounted = True
     if state.lease is not None:
         daemon.publish_dns(state.lease, RUN_DIR, state.v6)
     _copy_resolv_conf()  # from /run/mosnet, for DHCP and static mode alike
+
+
+def mount_net_root(state: BootState) -> None:
+    """mosroot= (HTTP image into RAM) or an NFS root; imported only when asked for."""
+    cfg = state.cfg
+    if cfg.netroot_error is not None:  # never fall back to another root silently
+        raise bootcfg.NetRootRefused(f"mosroot= refused: {cfg.netroot_error}")
+    if cfg.netroot is not None:
+        from init import netroot
+
+        source = netroot.fetch_and_mount(cfg.netroot, NEW_ROOT, cfg.readonly)
+        state.root_source = source.as_dict()
+    elif cfg.nfs is not None:
+        from init import nfsroot
+
+        nfsroot.mount_nfs(cfg.nfs, NEW_ROOT, cfg.readonly)
 
 
 def _copy_resolv_conf() -> None:
@@ -231,9 +251,12 @@ def start_daemon(state: BootState) -> None:
 def record_state(state: BootState, result: str, init: str | None = None) -> None:
     """state.json for the real system; never in the way of the boot."""
     cfg = state.cfg
-    boot = handoff.boot_section(state.timings, result, str(cfg.root), init or cfg.init)
+    root = str(cfg.netroot.url) if cfg.netroot else str(cfg.nfs or cfg.root)
+    boot = handoff.boot_section(state.timings, result, root, init or cfg.init)
     if state.cmdline is not None:
         boot["cmdline"] = cmdmerge.state_section(state.cmdline)
+    if state.root_source is not None:
+        boot["root_source"] = state.root_source
     handle = state.daemon
     services = handoff.services_section(handle.pid if handle else None, state.proxy, state.v6)
     lease_clock = state.client.clock() if state.client is not None else None

@@ -13,8 +13,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from init.netrootcfg import NetRoot, NfsRoot, make_netroot, parse_nfs
 from mosnet import kcmdline
-from mosnet.errors import ParamError
+from mosnet.errors import MosnetError, ParamError
 from mosnet.kcmdline import Param
 
 ROOT_KINDS = ("path", "uuid", "label", "partuuid", "partlabel", "devnum", "nfs", "none")
@@ -41,6 +42,10 @@ _BOOL_WORDS = {
 }  # fmt: skip
 
 
+class NetRootRefused(MosnetError):
+    """mosroot= was given but is unusable; booting another root instead would hide it."""
+
+
 @dataclass(frozen=True)
 class RootSpec:
     """What ``root=`` names. ``value`` is lower-cased for the uuid kinds."""
@@ -51,7 +56,7 @@ class RootSpec:
 
     @property
     def supported(self) -> bool:
-        """nfs is recorded so we can say so on the console, but not mounted yet."""
+        """A block device to look for; nfs is mounted by init.nfsroot instead."""
         return self.kind not in ("nfs", "none")
 
     def __str__(self) -> str:
@@ -80,6 +85,14 @@ class BootConfig:
     mosshell: bool = False
     mosdebug: bool = False
     consoles: tuple[str, ...] = ()
+    nfs: NfsRoot | None = None  # root=nfs:…, root=nfs4:…, root=/dev/nfs nfsroot=…
+    netroot: NetRoot | None = None  # mosroot= with a valid mosroot_sha256=
+    netroot_error: str | None = None  # mosroot= given but refused: never boot another root
+    # raw values, combined by parse() once the whole line is read
+    mosroot: str | None = None
+    mosroot_sha256: str | None = None
+    mosroot_fetch_timeout: float | None = None
+    nfsroot: str | None = None
     mosinit: str = "switchroot"
 
     @property
@@ -192,7 +205,28 @@ def _flag(param: Param) -> None:
 
 
 def _root(cfg: BootConfig, p: Param) -> BootConfig:
-    return replace(cfg, root=parse_root(_need_value(p, _ROOT_EXPECTED)))
+    value = _need_value(p, _ROOT_EXPECTED)
+    spec = parse_root(value)
+    nfs = None
+    if spec.kind == "nfs" and spec.value:
+        nfs = parse_nfs(spec.value, nfs4=value.startswith("nfs4:"))
+    return replace(cfg, root=spec, nfs=nfs)
+
+
+def _mosroot(cfg: BootConfig, p: Param) -> BootConfig:
+    return replace(cfg, mosroot=_need_value(p, "http://<host>/<path>.squashfs|.tar.zst"))
+
+
+def _mosroot_sha256(cfg: BootConfig, p: Param) -> BootConfig:
+    return replace(cfg, mosroot_sha256=p.value or "")
+
+
+def _mosroot_fetch_timeout(cfg: BootConfig, p: Param) -> BootConfig:
+    return replace(cfg, mosroot_fetch_timeout=_seconds_float(p))
+
+
+def _nfsroot(cfg: BootConfig, p: Param) -> BootConfig:
+    return replace(cfg, nfsroot=_need_value(p, "<server>:/<path>[,<options>]"))
 
 
 def _rootfstype(cfg: BootConfig, p: Param) -> BootConfig:
@@ -273,6 +307,10 @@ _HANDLERS: dict[str, Callable[[BootConfig, Param], BootConfig]] = {
     "mosdebug": _mosdebug,
     "console": _console,
     "mosinit": _mosinit,
+    "mosroot": _mosroot,
+    "mosroot_sha256": _mosroot_sha256,
+    "mosroot_fetch_timeout": _mosroot_fetch_timeout,
+    "nfsroot": _nfsroot,
 }
 KEYS = frozenset(_HANDLERS)
 
@@ -293,7 +331,24 @@ def parse(text: str) -> tuple[BootConfig, tuple[ParamError, ...]]:
             cfg = handler(cfg, param)
         except ParamError as exc:
             errors.append(exc)
-    return cfg, tuple(errors)
+    return _combine_netroot(cfg, errors), tuple(errors)
+
+
+def _combine_netroot(cfg: BootConfig, errors: list[ParamError]) -> BootConfig:
+    """Parameters that only make sense together, checked once the line is read."""
+    if cfg.root.kind == "nfs" and cfg.nfs is None and cfg.nfsroot is not None:
+        try:
+            cfg = replace(cfg, nfs=parse_nfs(cfg.nfsroot, param="nfsroot"))
+        except ParamError as exc:
+            errors.append(exc)
+    if cfg.mosroot is None:
+        return cfg
+    try:
+        net = make_netroot(cfg.mosroot, cfg.mosroot_sha256, cfg.mosroot_fetch_timeout)
+    except ParamError as exc:
+        errors.append(exc)
+        return replace(cfg, netroot_error=str(exc))
+    return replace(cfg, netroot=net)
 
 
 def log_errors(errors: tuple[ParamError, ...], logger: logging.Logger) -> None:

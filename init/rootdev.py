@@ -222,7 +222,7 @@ def wait_for(
         why = (
             "no root= on the kernel command line"
             if spec.kind == "none"
-            else "nfs root is not supported yet"
+            else "an NFS root needs nfs:<server>:/<path> or nfsroot=<server>:/<path>"
         )
         raise RootNotFound(spec, scan(sysfs, devdir), why)
     deadline = clock() + timeout

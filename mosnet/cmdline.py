@@ -315,10 +315,24 @@ def parse(text: str) -> ParseResult:
     return ParseResult(_freeze(b), tuple(b.sink.errors), tuple(b.sink.notes))
 
 
+# mos* parameters that init/bootcfg.py parses: not typos of ours.
+INIT_KEYS = frozenset(
+    (
+        "mosshell",
+        "mosdebug",
+        "mosroot_timeout",
+        "mosroot",
+        "mosroot_sha256",
+        "mosroot_fetch_timeout",
+        "mosinit",
+    )
+)
+
+
 def _dispatch(p: kcmdline.Param, b: _Builder) -> None:
     handler = HANDLERS.get(p.key)
     if handler is None:
-        if p.key.startswith("mos"):
+        if p.key.startswith("mos") and p.key not in INIT_KEYS:
             b.sink.note(f"unknown parameter {p.key!r} ignored (typo?)")
         return
     if not p.value:

@@ -219,3 +219,11 @@ def test_mosinit_chain_and_bad_values() -> None:
     assert "switchroot or chain" in str(err)
     _, err = one_error("mosinit")
     assert err.param == "mosinit"
+
+
+def test_every_mos_parameter_of_init_is_known_to_the_network_parser() -> None:
+    """Otherwise the network parser logs init's own parameters as typos."""
+    from mosnet import cmdline
+
+    init_mos = {k for k in bootcfg.KEYS if k.startswith("mos")}
+    assert init_mos <= cmdline.INIT_KEYS, init_mos - cmdline.INIT_KEYS

@@ -168,7 +168,10 @@ def test_default_modules_list() -> None:
     assert len(set(DEFAULT_MODULES)) == len(DEFAULT_MODULES)
     for name in ("virtio_net", "openvswitch", "nf_tables", "bridge", "ext4", "crc32c_generic"):
         assert name in DEFAULT_MODULES
-    assert "nft_compat" not in DEFAULT_MODULES and "nfsv4" not in DEFAULT_MODULES
+    assert "nft_compat" not in DEFAULT_MODULES
+    # netboot roots: squashfs over a loop device under overlayfs, and NFS
+    for name in ("loop", "squashfs", "overlay", "nfs", "nfsv3", "nfsv4"):
+        assert name in DEFAULT_MODULES
 
 
 @pytest.mark.skipif(

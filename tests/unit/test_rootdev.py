@@ -324,7 +324,7 @@ def test_wait_for_finds_late_device(fake: FakeSys, ext4_img: pathlib.Path) -> No
 
 def test_wait_for_unsupported_fails_at_once(fake: FakeSys) -> None:
     clock = FakeClock()
-    for spec, why in ((RootSpec(), "no root="), (RootSpec("nfs", "h:/p"), "nfs root")):
+    for spec, why in ((RootSpec(), "no root="), (RootSpec("nfs", "h:/p"), "NFS root needs")):
         with pytest.raises(RootNotFound, match=why):
             rootdev.wait_for(spec, 30, clock, clock.sleep, str(fake.sysfs), str(fake.devdir))
     assert clock.sleeps == []

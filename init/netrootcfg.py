@@ -1,0 +1,169 @@
+"""Kernel parameters of the netboot roots: ``mosroot=`` (HTTP) and NFS.
+
+``mosroot=http://host[:port]/path/root.squashfs`` (or ``.tar.zst``) needs
+``mosroot_sha256=``: an image that cannot be verified is refused, never
+booted. ``root=nfs:server:/path[:options]`` (dracut form), ``root=nfs4:…``
+and the kernel's ``root=/dev/nfs nfsroot=server:/path[,options]`` name an
+NFS root. Parsers raise only ParamError.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from mosnet.errors import ParamError
+
+ROOT_FORMATS = {".squashfs": "squashfs", ".sqfs": "squashfs", ".tar.zst": "tar.zst"}
+DEFAULT_FETCH_TIMEOUT = 600.0  # whole download, retries included
+STALL_TIMEOUT = 30.0  # no byte for this long: the attempt failed
+MAX_URL = 2048
+
+_SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")
+_HOST_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})")
+_PATH_RE = re.compile(r"/[\x21-\x7e]*")  # printable ASCII, no spaces
+_NFS_PATH_RE = re.compile(r"/[^\s:,]*")
+_NFS_OPTS_RE = re.compile(r"[A-Za-z0-9_.=,:/-]*")
+_URL_EXPECTED = "http://<host>[:<port>]/<path>.squashfs|.tar.zst"
+
+
+@dataclass(frozen=True)
+class Url:
+    """An ``http://`` URL split for a plain-socket client."""
+
+    host: str  # name, IPv4 or IPv6 (without brackets)
+    port: int
+    path: str  # starts with "/", query included
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        port = "" if self.port == 80 else f":{self.port}"
+        return f"http://{host}{port}{self.path}"
+
+    @property
+    def host_header(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == 80 else f"{host}:{self.port}"
+
+
+def parse_url(text: str, param: str = "mosroot") -> Url:
+    """``http://host[:port]/path``; https is refused with the reason."""
+    if len(text) > MAX_URL:
+        raise ParamError(param, text[:64] + "…", f"a URL of at most {MAX_URL} characters")
+    scheme, sep, rest = text.partition("://")
+    if scheme.lower() == "https":
+        raise ParamError(param, text, "http://: the image has no TLS, so https is not supported")
+    if not sep or scheme.lower() != "http":
+        raise ParamError(param, text, _URL_EXPECTED)
+    authority, slash, path = rest.partition("/")
+    path = slash + path
+    if not _PATH_RE.fullmatch(path):
+        raise ParamError(param, text, "a path after the host (printable, no spaces)")
+    host, port = _split_authority(authority, text, param)
+    return Url(host, port, path)
+
+
+def _split_authority(authority: str, text: str, param: str) -> tuple[str, int]:
+    if "@" in authority:
+        raise ParamError(param, text, "no user@ in the URL (no authentication is supported)")
+    if authority.startswith("["):
+        host, _, tail = authority[1:].partition("]")
+        port_text = tail[1:] if tail.startswith(":") else None
+        if tail and port_text is None:
+            raise ParamError(param, text, "[ipv6]:port")
+    else:
+        host, colon, port_text_ = authority.partition(":")
+        port_text = port_text_ if colon else None
+    if port_text is not None and not (port_text.isdigit() and 0 < int(port_text[:6]) < 65536):
+        raise ParamError(param, text, "a port 1..65535")
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ParamError(param, text, "a valid IPv6 address in [ ]") from None
+    elif not _HOST_RE.fullmatch(host):
+        raise ParamError(param, text, "a host name or address")
+    return host, int(port_text) if port_text else 80
+
+
+def root_format(url: Url) -> str:
+    """``squashfs`` or ``tar.zst``, from the path's ending (query ignored)."""
+    path = url.path.partition("?")[0].lower()
+    for suffix, kind in ROOT_FORMATS.items():
+        if path.endswith(suffix):
+            return kind
+    raise ParamError("mosroot", str(url), "a path ending in .squashfs, .sqfs or .tar.zst")
+
+
+def parse_sha256(value: str | None) -> str:
+    if value is None or not _SHA256_RE.fullmatch(value):
+        raise ParamError("mosroot_sha256", value or "", "64 hex digits: the image's sha256")
+    return value.lower()
+
+
+@dataclass(frozen=True)
+class NetRoot:
+    """A root image to fetch over HTTP, verify and boot from RAM."""
+
+    url: Url
+    sha256: str
+    format: str  # "squashfs" or "tar.zst"
+    fetch_timeout: float = DEFAULT_FETCH_TIMEOUT
+    stall_timeout: float = STALL_TIMEOUT
+
+
+def make_netroot(url: str | None, sha256: str | None, timeout: float | None) -> NetRoot:
+    """Combine ``mosroot=``, ``mosroot_sha256=`` and ``mosroot_fetch_timeout=``."""
+    parsed = parse_url(url or "")
+    fmt = root_format(parsed)
+    digest = parse_sha256(sha256)
+    return NetRoot(parsed, digest, fmt, timeout if timeout else DEFAULT_FETCH_TIMEOUT)
+
+
+# ------------------------------------------------------------------------ NFS
+
+
+@dataclass(frozen=True)
+class NfsRoot:
+    server: str
+    path: str
+    options: tuple[str, ...] = ()
+
+    @property
+    def source(self) -> str:
+        host = f"[{self.server}]" if ":" in self.server else self.server
+        return f"{host}:{self.path}"
+
+    def __str__(self) -> str:
+        opts = f":{','.join(self.options)}" if self.options else ""
+        return f"nfs:{self.source}{opts}"
+
+
+_NFS_EXPECTED = "nfs:<server>:/<path>[:<options>] or nfsroot=<server>:/<path>[,<options>]"
+
+
+def parse_nfs(value: str, *, nfs4: bool = False, param: str = "root") -> NfsRoot:
+    """``server:/path[:opts]`` (dracut) or ``server:/path,opts`` (nfsroot=)."""
+    bracketed = value.startswith("[")
+    if bracketed:
+        server, _, rest = value[1:].partition("]")
+        rest = rest[1:] if rest.startswith(":") else "\0"
+    else:
+        server, _, rest = value.partition(":")
+    path, sep, opts = rest.partition(":")
+    if not sep:
+        path, _, opts = rest.partition(",")
+    if not server or not _NFS_PATH_RE.fullmatch(path) or not _NFS_OPTS_RE.fullmatch(opts):
+        raise ParamError(param, value, _NFS_EXPECTED)
+    if bracketed or ":" in server:
+        try:
+            ipaddress.IPv6Address(server)
+        except ValueError:
+            raise ParamError(param, value, "an IPv6 server in [ ]") from None
+    elif not _HOST_RE.fullmatch(server):
+        raise ParamError(param, value, _NFS_EXPECTED)
+    options = tuple(o for o in opts.split(",") if o)
+    if nfs4 and not any(o.startswith(("vers=", "nfsvers=")) for o in options):
+        options = ("vers=4", *options)
+    return NfsRoot(server, path, options)
