@@ -25,8 +25,9 @@
 #   ttyS0 with "DEBROOT: " in front of every line; markers:
 #   "DEBROOT: setup rc=N", "DEBROOT: test rc=N", "DEBROOT: final begin/end".
 #   After the test, debroot-test.service powers off (systemctl poweroff)
-#   unless the kernel command line has "debroot.stay". ttyS0 also has a root
-#   autologin for interactive use.
+#   unless the kernel command line has "debroot.stay". With debroot.stay,
+#   ttyS0 also has a root autologin for interactive use; without it no getty
+#   runs there: agetty's vhangup() of ttyS0 would cut the hooks' output.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:?usage: qemu/debroot.sh OUTDIR}
@@ -121,6 +122,10 @@ in_root systemctl disable NetworkManager.service networking.service >&2 || true
 in_root systemctl mask apt-daily.timer apt-daily-upgrade.timer >&2
 mkdir -p "$work/etc/systemd/system/serial-getty@ttyS0.service.d"
 cat > "$work/etc/systemd/system/serial-getty@ttyS0.service.d/autologin.conf" <<'EOF'
+# Only for interactive use: agetty hangs up ttyS0 when it starts, which cut
+# the test hook's output in half once (its sed lost the terminal).
+[Unit]
+ConditionKernelCommandLine=debroot.stay
 [Service]
 ExecStart=
 ExecStart=-/sbin/agetty --autologin root --noclear --keep-baud 115200,57600,38400,9600 %I $TERM

@@ -28,9 +28,9 @@ ip -4 -o addr show dev mos
 ip -4 route show default
 s=$(tr -d '\n' < /run/mosnet/state.json)
 for key in result init mode port followed; do
-    echo "state $(echo "$s" | grep -o "\"$key\": *[^,}]*" | head -n 1)"
+    echo "state $(printf '%s\n' "$s" | grep -o "\"$key\": *[^,}]*" | head -n 1)"
 done
-echo "state $(echo "$s" | grep -o '"daemon": *{ *"pid": *[0-9]*')"
+echo "state $(printf '%s\n' "$s" | grep -o '"daemon": *{ *"pid": *[0-9]*')"
 echo "initramfs-tools left $(ls -d /run/initramfs 2>&1)"
 findmnt -n -o TARGET,FSTYPE /run/mosnet
 d=$(pgrep -o -f '^@mosnet-daemon')
