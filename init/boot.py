@@ -271,19 +271,24 @@ def keep_managers_off(state: BootState) -> None:
     _log.info("network managers kept off mosnet's links: %s", ", ".join(written) or "nothing")
 
 
+def _hand_over(state: BootState, result: str, init: str | None = None) -> None:
+    """Last words before the exec (switch_root or chain): timings, state.json, kmsg limit."""
+    _log.info(
+        "boot timings: %s", ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in state.timings.items())
+    )
+    pid1.guard(record_state, state, result, init)
+    if state.devkmsg is not None:
+        _set_devkmsg(state.devkmsg)
+
+
 def do_switch_root(state: BootState) -> NoReturn:
     cfg = state.cfg
     plan = switchroot.preflight(NEW_ROOT, cfg.init)
     start_daemon(state)
     handle = state.daemon
     argv = [plan.init, *cfg.init_args]
-    _log.info(
-        "boot timings: %s", ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in state.timings.items())
-    )
     pid1.guard(keep_managers_off, state)
-    pid1.guard(record_state, state, "switch_root")
-    if state.devkmsg is not None:
-        _set_devkmsg(state.devkmsg)
+    _hand_over(state, "switch_root")
     switchroot.execute(
         plan, argv, ENV,
         keep_fds=(handle.notify_fd,) if handle else (),
@@ -291,29 +296,10 @@ def do_switch_root(state: BootState) -> NoReturn:
     )  # fmt: skip
 
 
-def find_chain_target(cfg: bootcfg.BootConfig) -> chain.ChainTarget | None:
-    """mosinit=chain: the distro /init to exec, or None (then switch_root as usual)."""
-    if not cfg.chain:
-        return None
-    try:
-        target = chain.find_target()
-    except chain.ChainRefused as exc:
-        _log.error("mosinit=chain: %s; falling back to mounting root= and switch_root", exc)
-        return None
-    how = f" (#!{target.interpreter})" if target.interpreter else ""
-    _log.info("chain mode: %s -> %s%s runs after the network", target.path, target.resolved, how)
-    return target
-
-
 def do_chain(state: BootState, target: chain.ChainTarget) -> NoReturn:
     """Exec the distro's /init as PID 1; if that fails, the next attempt switch_roots."""
     handle = state.daemon
-    _log.info(
-        "boot timings: %s", ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in state.timings.items())
-    )
-    pid1.guard(record_state, state, "chain", target.path)
-    if state.devkmsg is not None:
-        _set_devkmsg(state.devkmsg)
+    _hand_over(state, "chain", target.path)
     try:
         chain.execute(
             target,
@@ -385,7 +371,7 @@ def _setup(state: BootState) -> None:
     cmdline.log_result(parsed, _log)
     state.net = parsed.config
     _log.info("network mode: %s", state.net.mode)
-    state.chain = find_chain_target(state.cfg)
+    state.chain = chain.requested_target(state.cfg.chain)
     if state.chain is not None and any(p.key == "ip" for p in kcmdline.split(text)):
         _log.warning(
             "chain mode: ip= stays in /proc/cmdline for the distro's init; initramfs-tools "

@@ -90,6 +90,20 @@ def find_target(path: str = CHAIN_INIT, own: Sequence[str] = OWN_PROGRAMS) -> Ch
     return ChainTarget(path, resolved, interp)
 
 
+def requested_target(enabled: bool) -> ChainTarget | None:
+    """mosinit=chain: the distro /init to exec, or None (then switch_root as usual)."""
+    if not enabled:
+        return None
+    try:
+        target = find_target()
+    except ChainRefused as exc:
+        _log.error("mosinit=chain: %s; falling back to mounting root= and switch_root", exc)
+        return None
+    how = f" (#!{target.interpreter})" if target.interpreter else ""
+    _log.info("chain mode: %s -> %s%s runs after the network", target.path, target.resolved, how)
+    return target
+
+
 def init_argv(argv: Sequence[str], path: str = CHAIN_INIT) -> list[str]:
     """The kernel's argv for ``path``: argv[0] is the path, mosnet's bare flags dropped."""
     return [path, *(a for a in argv[1:] if not a.startswith(OWN_ARGS_PREFIX))]
