@@ -4,8 +4,11 @@
 #   out/mosnet-ovs.img            Open vSwitch add-on cpio (Debian packages, fetched with
 #                                 apt-get download); the kernel unpacks it on top of the base
 #   out/mosnet-initramfs-ovs.img  the two concatenated: the image with OVS
+#   out/mosnet-netroot.img        netboot-root add-on: NFS client modules and zstd (NFS
+#                                 roots, mosroot=...tar.zst); squashfs roots need no add-on
+#   out/mosnet-initramfs-netroot.img  base + netroot add-on
 #   out/vmlinuz                   the Debian kernel whose modules the image carries
-#   out/image-report.json, out/ovs-report.json   bytes per part, compressed sizes
+#   out/image-report.json, out/ovs-report.json, out/netroot-report.json   bytes per part
 # Caches live under .cache/ (ccache, Nuitka, kernel and OVS packages), so a
 # second run with nothing changed only checks stamps.
 #
@@ -170,13 +173,13 @@ check_cmdline() {
 
 # The image is reproducible, so identical inputs give identical bytes: skip
 # the (zstd -19) pack when nothing that goes into it changed.
-# The add-on's own modules are not inputs of the base.
+# The add-ons' own modules are not inputs of the base.
 pack_initramfs() {
     local kver=$1 epoch=$2 want stamp=out/.image-stamp py
-    py=$(ls initramfs/*.py | grep -v -e '/addon\.py$' -e '/listing\.py$')
+    py=$(ls initramfs/*.py | grep -v -e '/addon\.py$' -e '/listing\.py$' -e '/netrootaddon\.py$')
     want=$( (echo "$kver $compress $epoch"; cat .cache/nuitka/.stamp;
              [ -z "$baked_cmdline" ] || printf 'cmdline %s\n' "$baked_cmdline";
-             sha256sum .cache/preinit/mosnet-init /bin/busybox /usr/sbin/nft /usr/bin/zstd $py) |
+             sha256sum .cache/preinit/mosnet-init /bin/busybox /usr/sbin/nft $py) |
             sha256sum | cut -c1-32)
     if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && [ -f out/mosnet-initramfs.img ]; then
         say "initramfs unchanged"
@@ -186,7 +189,7 @@ pack_initramfs() {
     SOURCE_DATE_EPOCH=$epoch .venv/bin/python -m initramfs build --out out/mosnet-initramfs.img \
         --compress "$compress" --kernel-root .cache/kernel/current/root --kver "$kver" \
         --dist .cache/nuitka/__main__.dist --preinit .cache/preinit/mosnet-init \
-        --busybox /bin/busybox --extra-elf /usr/sbin/nft --extra-elf /usr/bin/zstd \
+        --busybox /bin/busybox --extra-elf /usr/sbin/nft \
         --report out/image-report.json \
         ${baked_cmdline:+--cmdline "$baked_cmdline"}
     echo "$want" > "$stamp"
@@ -208,6 +211,25 @@ pack_append() {
         --compress "$compress" --kernel-root .cache/kernel/current/root --kver "$kver" \
         --dist .cache/nuitka/__main__.dist --preinit .cache/preinit/mosnet-init \
         --extra-elf /usr/sbin/nft --report out/append-report.json
+    echo "$want" > "$stamp"
+}
+
+# Netboot roots' extras as a second cpio (initramfs/netrootaddon.py): the NFS
+# client modules and zstd for mosroot=...tar.zst, 1.8 MB the default image
+# does without. Its stamp covers the base image, zstd and the builder.
+NETROOT_OUT=(out/mosnet-netroot.img out/mosnet-initramfs-netroot.img out/netroot-report.json)
+pack_netroot() {
+    local kver=$1 epoch=$2 want stamp=out/.netroot-stamp
+    want=$( (echo "$kver $compress $epoch"; sha256sum out/mosnet-initramfs.img /usr/bin/zstd initramfs/*.py) |
+            sha256sum | cut -c1-32)
+    if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && [ -f "${NETROOT_OUT[0]}" ] && [ -f "${NETROOT_OUT[1]}" ]; then
+        say "netroot add-on unchanged"
+        return 0
+    fi
+    say "netroot add-on ($compress)"
+    SOURCE_DATE_EPOCH=$epoch .venv/bin/python -m initramfs netroot --base out/mosnet-initramfs.img \
+        --kernel-root .cache/kernel/current/root --kver "$kver" --out "${NETROOT_OUT[0]}" \
+        --combined "${NETROOT_OUT[1]}" --compress "$compress" --report "${NETROOT_OUT[2]}"
     echo "$want" > "$stamp"
 }
 
@@ -256,6 +278,7 @@ main() {
     install -m 0644 .cache/kernel/current/root/boot/vmlinuz-"$kver" out/vmlinuz
     epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
     pack_initramfs "$kver" "$epoch"
+    pack_netroot "$kver" "$epoch"
     [ $append = 0 ] || pack_append "$kver" "$epoch"
     if [ $with_ovs = 1 ]; then
         pack_ovs "$epoch"

@@ -1,7 +1,8 @@
 """Image size: mosnet's images by part, the references, and what each cut would save.
 
-Reads the built images (``out/mosnet-initramfs.img``, ``out/mosnet-ovs.img``,
-``out/mosnet-initramfs-ovs.img``), decompresses them and walks the newc
+Reads the built images (``out/mosnet-initramfs.img``, the OVS and netroot
+add-ons ``out/mosnet-ovs.img`` and ``out/mosnet-netroot.img``, and the
+images with them), decompresses them and walks the newc
 headers itself, so every member has its size and its bytes. Sizes:
 
 - **unpacked**: the cpio stream (headers, names, padding) and the file bytes;
@@ -57,6 +58,7 @@ from bench.size_cuts import (  # noqa: E402
     addon_part_of,
     candidate_cuts,
     largest,
+    netroot_part_of,
     part_of,
     parts_section,
     sizes_by_part,
@@ -74,6 +76,8 @@ IMAGES = (
     ("default", "mosnet-initramfs.img"),
     ("addon", "mosnet-ovs.img"),
     ("ovs", "mosnet-initramfs-ovs.img"),
+    ("netroot-addon", "mosnet-netroot.img"),
+    ("netroot", "mosnet-initramfs-netroot.img"),
 )
 
 
@@ -130,6 +134,10 @@ def _measure_contents(
     if "addon" in images:
         section["parts"]["ovs-addon"] = parts_section(
             images["addon"], addon_part_of, comp, cuts, _json(OUT / "ovs-report.json")
+        )
+    if "netroot-addon" in images:
+        section["parts"]["netroot-addon"] = parts_section(
+            images["netroot-addon"], netroot_part_of, comp, cuts, _json(OUT / "netroot-report.json")
         )
     log("  largest files and modules")
     section["largest_files"] = largest(default, comp, 15, lambda m: True)

@@ -8,6 +8,7 @@ context across files, so a part alone costs more than it saves.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import PurePosixPath
 from typing import Any
 
 from bench.size_bytecode import bytecode_jobs
@@ -15,6 +16,7 @@ from bench.size_compress import BUILD, Compressor
 from bench.size_newc import Image, Member, content_bytes, records, walk_archives
 from initramfs.addon import DAEMONS, SCHEMA, TOOLS
 from initramfs.kmod import module_name, parse_modules_dep
+from initramfs.netrootaddon import MODULE_DIR
 
 # Candidate cuts: label -> member paths (without the leading /) or module
 # names; only those present in the image are measured.
@@ -101,6 +103,16 @@ def addon_part_of(name: str) -> str:
         return "tools"
     if path == SCHEMA:
         return "schema"
+    return "libraries"
+
+
+def netroot_part_of(name: str) -> str:
+    """The part of a netroot add-on member, as out/netroot-report.json counts them."""
+    path = PurePosixPath("/" + name.lstrip("/"))
+    if path == PurePosixPath("/usr/bin/zstd"):
+        return "zstd"
+    if path.is_relative_to(MODULE_DIR):
+        return "modules" if path.name.endswith(".ko") else "index"
     return "libraries"
 
 

@@ -42,9 +42,6 @@ from mosnet.proxyproc import ProxySpec
 
 NEW_ROOT = "/sysroot"
 RUN_DIR = "/run/mosnet"
-# The append image (build.sh --append) carries the network-stack modules a
-# distro initramfs lacks (bridge, nftables) here, beside the distro's tree.
-PRIVATE_MODULES = "/usr/lib/mosnet/modules"
 MAX_ATTEMPTS = 3
 RETRY_DELAY = 5.0
 ENV = {
@@ -114,7 +111,7 @@ GUEST_MODULES = ("veth", "tun")
 
 def load_drivers(state: BootState) -> None:
     kver = os.uname().release
-    index = modules.ModuleIndex.load_all([f"/lib/modules/{kver}", f"{PRIVATE_MODULES}/{kver}"])
+    index = modules.ModuleIndex.for_image(kver)
     modules.install_helper()
     loader = modules.Loader(index)
     modules.coldplug(loader)
@@ -123,7 +120,7 @@ def load_drivers(state: BootState) -> None:
     # initramfs still has them.
     for name in GUEST_MODULES:
         loader.load(name)
-    chain.load_private_modules(loader, kver, PRIVATE_MODULES)
+    chain.load_private_modules(loader, kver, modules.PRIVATE_MODULES)
     state.modules_done = True
 
 

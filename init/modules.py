@@ -25,6 +25,11 @@ MODULE_INIT_COMPRESSED_FILE = 4  # Linux >= 5.17 decompresses in the kernel
 _COMPRESSED = (".ko.xz", ".ko.zst", ".ko.gz")
 _WILDCARDS = "*?["
 MAX_PASSES = 3
+# Trees beside the kernel's own, each with its own depmod index: the append
+# image's network-stack modules (chain mode, build.sh --append) and the
+# netroot add-on's NFS client (initramfs/netrootaddon.py).
+PRIVATE_MODULES = "/usr/lib/mosnet/modules"
+NETROOT_MODULES = "/usr/lib/mosnet/netroot"
 
 FinitFn = Callable[[int, str, int], None]
 
@@ -98,6 +103,12 @@ class ModuleIndex:
                     table.setdefault(name, mods)
             object.__setattr__(merged, "builtin", merged.builtin | extra.builtin)
         return merged
+
+    @classmethod
+    def for_image(cls, kver: str) -> ModuleIndex:
+        """Every tree an image of ours may hold for ``kver``, the kernel's first."""
+        trees = ("/lib/modules", PRIVATE_MODULES, NETROOT_MODULES)
+        return cls.load_all(f"{tree}/{kver}" for tree in trees)
 
     def _read_dep(self) -> None:
         for line in _lines(os.path.join(self.modroot, "modules.dep")):

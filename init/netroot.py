@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from init import httpget, loopdev, syscalls
-from init.netrootcfg import NetRoot
+from init.netrootcfg import ADDON_HINT, NetRoot
 from mosnet import log
 from mosnet.errors import MosnetError
 
@@ -39,6 +39,7 @@ TAR = "/bin/busybox tar"
 SH = ("/bin/busybox", "sh")  # ash: pipefail
 UNPACK_TIMEOUT = 600.0
 MODULES = {"squashfs": ("loop", "squashfs", "overlay"), "tar.zst": ()}
+PROGRAMS = {"squashfs": (), "tar.zst": (ZSTD,)}
 
 MountFn = Callable[[str | None, str, str | None, int, str | None], None]
 
@@ -76,7 +77,7 @@ def _load_modules(names: Sequence[str]) -> None:
         return
     from init import modules  # the index is read only when a net root needs it
 
-    loader = modules.Loader(modules.ModuleIndex.load(f"/lib/modules/{os.uname().release}"))
+    loader = modules.Loader(modules.ModuleIndex.for_image(os.uname().release))
     for name in names:
         loader.load(name)
 
@@ -105,6 +106,7 @@ class Seams:
     attach: Callable[[str], loopdev.LoopDevice] = loopdev.attach
     extract: Callable[[str, str], None] = _extract
     load_modules: Callable[[Sequence[str]], None] = _load_modules
+    executable: Callable[[str], bool] = lambda path: os.access(path, os.X_OK)
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     meminfo: str = "/proc/meminfo"
@@ -224,6 +226,14 @@ class _Fetch:
             self.seams.mount(None, self.new_root, None, flags, None)
 
 
+def _require_programs(spec: NetRoot, seams: Seams) -> None:
+    """Refuse before any download when the image lacks a program (zstd: the add-on)."""
+    for program in PROGRAMS[spec.format]:
+        if not seams.executable(program):
+            why = f"a .{spec.format} root needs {program}, which this image lacks"
+            raise NetRootError(f"mosroot={spec.url}: {why}; {ADDON_HINT}")
+
+
 def fetch_and_mount(
     spec: NetRoot, new_root: str, readonly: bool, *, stage: str = STAGE, seams: Seams | None = None
 ) -> RootSource:
@@ -234,6 +244,7 @@ def fetch_and_mount(
     _log.info(
         "mosroot: fetching %s (%s, %.0f s at most)", spec.url, spec.format, spec.fetch_timeout
     )
+    _require_programs(spec, seams)
     seams.load_modules(MODULES[spec.format])
     for attempt in range(1, FETCH_ATTEMPTS + 1):
         try:

@@ -19,6 +19,11 @@ ROOT_FORMATS = {".squashfs": "squashfs", ".sqfs": "squashfs", ".tar.zst": "tar.z
 DEFAULT_FETCH_TIMEOUT = 600.0  # whole download, retries included
 STALL_TIMEOUT = 30.0  # no byte for this long: the attempt failed
 MAX_URL = 2048
+# NFS roots and .tar.zst roots need the netroot add-on (initramfs/netrootaddon.py)
+ADDON_HINT = (
+    "boot with the netroot add-on after the image (initrd list: mosnet-initramfs.img "
+    "mosnet-netroot.img, or the one file mosnet-initramfs-netroot.img)"
+)
 
 _SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")
 _HOST_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})")

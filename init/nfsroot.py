@@ -13,12 +13,16 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from init import syscalls
 from init.httpget import resolve
-from init.netrootcfg import NfsRoot
+from init.netrootcfg import ADDON_HINT, NfsRoot
 from mosnet import log
 from mosnet.errors import MosnetError
+
+if TYPE_CHECKING:
+    from init.modules import ModuleIndex
 
 _log = log.get("init.nfsroot")
 
@@ -30,7 +34,7 @@ MountFn = Callable[[str | None, str, str | None, int, str | None], None]
 
 
 class NfsRootError(MosnetError):
-    """No version/option set mounted the NFS root."""
+    """No NFS client in the image, or no version/option set mounted the root."""
 
 
 def server_address(server: str) -> str:
@@ -74,10 +78,18 @@ def option_sets(spec: NfsRoot, addr: str, client: str | None) -> list[list[str]]
     return sets
 
 
+def require_client(index: ModuleIndex) -> None:
+    """NfsRootError unless the image has the NFS client (a module or built in)."""
+    if not index.known("nfs"):
+        raise NfsRootError(f"NFS root: this image has no NFS client module; {ADDON_HINT}")
+
+
 def _load_modules() -> None:
     from init import modules  # read the index only for an NFS root
 
-    loader = modules.Loader(modules.ModuleIndex.load(f"/lib/modules/{os.uname().release}"))
+    index = modules.ModuleIndex.for_image(os.uname().release)
+    require_client(index)
+    loader = modules.Loader(index)
     for name in MODULES:
         loader.load(name)
 

@@ -2,14 +2,15 @@
 
 ``build`` makes the base image, ``ovs`` the Open vSwitch add-on (addon.py),
 ``cmdline LINE`` checks a line for ``build --cmdline`` and prints it as baked.
-``append`` the chain-mode image for a distro initramfs (append.py).
+``append`` the chain-mode image for a distro initramfs (append.py),
+``netroot`` the netboot-root add-on: NFS modules and zstd (netrootaddon.py).
 """
 
 from __future__ import annotations
 
 import sys
 
-from initramfs import addon, append, baked
+from initramfs import addon, append, baked, netrootaddon
 from initramfs.build import BuildError, build, config_from_args, summary
 from initramfs.cpio import CpioError
 from initramfs.elf import ElfError
@@ -40,6 +41,9 @@ def _run(argv: list[str]) -> str:
     if argv[:1] == ["ovs"]:
         acfg = addon.config_from_args(argv[1:])
         return addon.summary(addon.build_addon(acfg), acfg.out)
+    if argv[:1] == ["netroot"]:
+        ncfg = netrootaddon.config_from_args(argv[1:])
+        return netrootaddon.summary(netrootaddon.build_netroot(ncfg), ncfg.out)
     if argv[:1] == ["append"]:
         pcfg = append.config_from_args(argv[1:])
         return append.summary(append.build_append(pcfg), pcfg.out)

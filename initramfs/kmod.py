@@ -24,8 +24,6 @@ DEFAULT_MODULES: tuple[str, ...] = (
     # storage and file systems
     "virtio_blk", "virtio_scsi", "sd_mod", "nvme", "ahci",
     "ext4", "xfs", "vfat", "nls_cp437", "nls_ascii", "nls_utf8", "squashfs", "overlay", "loop",
-    # NFS roots (sunrpc, lockd, grace, auth_rpcgss... follow from modules.dep)
-    "nfs", "nfsv3", "nfsv4",
     # bridging, namespaces, packet sockets
     "bridge", "br_netfilter", "veth", "tun", "af_packet",
     # nftables for the MAC NAT and the bridge filters

@@ -242,6 +242,9 @@ def build_bridge(
         # a flood of unknown guest frames must not swamp the controller
         *("--", "set", "controller", BRIDGE, "controller_rate_limit=1000"),
         "controller_burst_limit=200",
+        # a local unix socket: a dead proxy closes it, so no 5 s echo probes
+        # (they woke the idle proxy 12 times a minute)
+        "inactivity_probe=0",
     ]
     err = vsctl(run_dir, *args, timeout=timeout) or handler_bug(run_dir)
     return Result(errors=(err,) if err else ())

@@ -182,6 +182,9 @@ def test_ovs_daemons_bridge_and_negative_control(lab: Lab) -> None:
     ctl = ovs.paths(lab.run_dir)["controller"]
     assert _vsctl_get(lab, "controller", BRIDGE, "target") == f"punix:{ctl}"
     assert _vsctl_get(lab, "controller", BRIDGE, "is_connected") == "false"
+    # local socket: no echo probes to wake the idle proxy; flood limits on
+    assert _vsctl_get(lab, "controller", BRIDGE, "inactivity_probe") == "0"
+    assert _vsctl_get(lab, "controller", BRIDGE, "controller_rate_limit") == "1000"
     assert "Not adding" not in pathlib.Path(ovs.paths(lab.run_dir)["vswitchd_log"]).read_text()
     assert ovs.tcp_listeners(proc=f"/proc/{sw_pid}") == []
     assert ovs.tcp_listeners(proc=f"/proc/{db_pid}") == []

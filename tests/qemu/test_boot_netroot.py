@@ -4,6 +4,9 @@ The guest has no disk at all: the only root it can boot is the one served
 from the tap-side namespace, by ``python -m http.server`` bound to the
 namespace address, or by NFS-Ganesha (user-space NFSv4). The served roots
 are the usual test root (out/testroot.img), so its init prints the markers.
+A squashfs root boots the default image; ``.tar.zst`` and NFS roots boot the
+image with the netroot add-on (zstd, the NFS client), and the default image
+refuses an NFS root with a line that names the add-on.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ from pathlib import Path
 import pytest
 
 from qemu.topology import Gateway
-from qemu.vm import Vm, VmSpec
+from qemu.vm import OUT, Vm, VmSpec
 from tests.qemu.conftest import BOOT_TIMEOUT
 
 PORT = 8000
+WITH_ADDON = OUT / "mosnet-initramfs-netroot.img"
 FAKE_PORT = 8001
 
 # Answers every request with a 1 TiB Content-Length and no body.
@@ -117,8 +121,8 @@ def _state(console: str) -> dict[str, object]:
     return dict(json.loads(line.group(1)))
 
 
-def _boot_to_root(gw: Gateway, append: str, log: Path) -> str:
-    with Vm(_spec(gw, append), log) as vm:
+def _boot_to_root(gw: Gateway, append: str, log: Path, **kw: object) -> str:
+    with Vm(_spec(gw, append, **kw), log) as vm:
         vm.wait_for(r"^ROOT: done", BOOT_TIMEOUT)
         vm.wait_exit(30)
         return vm.text()
@@ -130,7 +134,9 @@ def test_http_root_is_fetched_verified_and_booted(
 ) -> None:
     sha = _sha(roots["www"] / name)
     url = f"http://{netgw.address}:{PORT}/{name}"
-    console = _boot_to_root(netgw, f"mosroot={url} mosroot_sha256={sha} rw", tmp_path / "c.log")
+    initrd = WITH_ADDON if name.endswith(".tar.zst") else OUT / "mosnet-initramfs.img"
+    append = f"mosroot={url} mosroot_sha256={sha} rw"
+    console = _boot_to_root(netgw, append, tmp_path / "c.log", initrd=initrd)
     assert f"mosroot: fetching {url}" in console
     size = (roots["www"] / name).stat().st_size
     assert f"mosroot: {size} bytes, sha256 verified" in console
@@ -190,7 +196,8 @@ def test_nfs_root_from_a_user_space_server(
                      "-p", str(tmp_path / "ganesha.pid"), "-N", "NIV_EVENT"],
            tmp_path / "ganesha.out")  # fmt: skip
     _wait_listen(gateway, 2049)
-    console = _boot_to_root(gateway, f"root=nfs:{gateway.address}:/root rw", tmp_path / "c.log")
+    append = f"root=nfs:{gateway.address}:/root rw"
+    console = _boot_to_root(gateway, append, tmp_path / "c.log", initrd=WITH_ADDON)
     assert re.search(
         rf"mounted NFS root {re.escape(gateway.address)}:/root on /sysroot \(addr=", console
     )
@@ -198,3 +205,13 @@ def test_nfs_root_from_a_user_space_server(
     boot = _state(console)["boot"]
     assert isinstance(boot, dict) and boot["root"] == f"nfs:{gateway.address}:/root"
     assert "Kernel panic" not in console
+
+
+def test_nfs_root_without_the_add_on_is_refused_by_name(gateway: Gateway, tmp_path: Path) -> None:
+    append = f"root=nfs:{gateway.address}:/root"
+    with Vm(_spec(gateway, append), tmp_path / "c.log") as vm:
+        vm.wait_for(r"reboot: System halted", BOOT_TIMEOUT)
+        console = vm.text()
+    assert "NFS root: this image has no NFS client module; boot with the netroot add-on" in console
+    assert "mosnet-initramfs-netroot.img" in console and "FATAL: NfsRootError" in console
+    assert "mounted NFS root" not in console and "Kernel panic" not in console

@@ -12,6 +12,7 @@ import pytest
 
 from init import bootcfg, netroot, nfsroot
 from init.loopdev import LoopDevice
+from init.modules import ModuleIndex
 from init.netroot import NetRootError, Seams
 from init.netrootcfg import NetRoot, NfsRoot, make_netroot, parse_nfs, parse_url
 from mosnet.errors import ParamError
@@ -130,6 +131,13 @@ def test_nfs_mount_tries_until_one_works() -> None:
         )
 
 
+def test_nfs_root_needs_the_client_from_the_add_on() -> None:
+    with pytest.raises(nfsroot.NfsRootError, match="no NFS client module; boot with the netroot"):
+        nfsroot.require_client(ModuleIndex("/lib/modules/x", paths={"loop": "/l/loop.ko"}))
+    nfsroot.require_client(ModuleIndex("/m", paths={"nfs": "/m/nfs.ko"}))
+    nfsroot.require_client(ModuleIndex("/m", builtin=frozenset({"nfs"})))
+
+
 # -------------------------------------------------------------------- RAM check
 
 
@@ -169,7 +177,7 @@ class Rig:
         self.seams = Seams(
             connect=server, mount=self._mount, umount=self._umount, attach=self._attach,
             extract=self._extract, load_modules=lambda names: None, sleep=lambda s: None,
-            meminfo=str(meminfo),
+            meminfo=str(meminfo), executable=lambda path: True,
         )  # fmt: skip
 
     def _mount(
@@ -224,6 +232,18 @@ def test_tar_root_is_unpacked_and_the_archive_tmpfs_removed(tmp_path: Path) -> N
     assert rig.mounts == [str(rig.root)]
     assert rig.extracted == [IMAGE.decode()]
     assert not (rig.stage / "image").exists()
+
+
+def test_tar_root_without_zstd_is_refused_before_any_request(tmp_path: Path) -> None:
+    server = FakeServer(ok(IMAGE))
+    rig = Rig(tmp_path, server)
+    asked: list[str] = []
+    rig.seams.executable = lambda path: bool(asked.append(path))
+    with pytest.raises(NetRootError, match=r"root.tar.zst: a .tar.zst root needs /usr/bin/zstd"):
+        rig.run(rig.spec("tar.zst"))
+    assert asked == ["/usr/bin/zstd"] and server.requests == [] and rig.mounts == []
+    rig.run(rig.spec("squashfs"))  # a squashfs root needs no program from the add-on
+    assert asked == ["/usr/bin/zstd"]
 
 
 def test_sha256_mismatch_mounts_nothing_and_leaves_no_file(tmp_path: Path) -> None:
