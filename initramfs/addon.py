@@ -206,7 +206,7 @@ class AddonReport:
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
-def _write(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
@@ -228,10 +228,10 @@ def build_addon(cfg: AddonConfig) -> AddonReport:
     buf = io.BytesIO()
     cpio_size = write_newc(buf, members, cfg.epoch)
     image = compress(buf.getvalue(), cfg.compress, cfg.zstd_level)
-    _write(cfg.out, image)
+    write_atomic(cfg.out, image)
     base_bytes = cfg.base.read_bytes()
     if cfg.combined is not None:
-        _write(cfg.combined, base_bytes + image)
+        write_atomic(cfg.combined, base_bytes + image)
     report = AddonReport(
         parts=got.tree.sizes_by_part(),
         files=tuple(sorted("/" + m.name for m in members)),

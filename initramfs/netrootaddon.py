@@ -10,7 +10,7 @@ is the image with netboot roots.
 The modules live in their own tree, ``/usr/lib/mosnet/netroot/<kver>``, with
 a depmod index of the whole closure (so dependencies on the base's modules
 stay in modules.dep), but only the modules the base lacks are shipped. The
-boot loads the base tree first, then this one (init/modules.image_index);
+boot loads the base tree first, then this one (ModuleIndex.for_image);
 the first tree naming a module wins, so the base's copies are the ones used.
 """
 
@@ -25,7 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from initramfs.addon import AddonError, base_sonames, entries
+from init.modules import NETROOT_MODULES as MODULE_ROOT
+from initramfs.addon import AddonError, base_sonames, entries, write_atomic
 from initramfs.build import COMPRESSIONS, ZSTD_LEVEL, compress, default_epoch
 from initramfs.cpio import write_newc
 from initramfs.elf import resolve
@@ -35,7 +36,7 @@ from initramfs.tree import Tree
 
 NETROOT_MODULES = ("nfs", "nfsv3", "nfsv4")
 ZSTD = Path("/usr/bin/zstd")
-MODULE_DIR = PurePosixPath("/usr/lib/mosnet/netroot")  # + /<kver>, as init/modules.py reads it
+MODULE_DIR = PurePosixPath(MODULE_ROOT)  # + /<kver>: where the boot looks (init/modules.py)
 _INDEX_PREFIX = "modules."
 
 
@@ -65,25 +66,20 @@ def add_modules(tree: Tree, moddir: Path, kver: str, in_base: frozenset[str]) ->
 
 def add_program(
     tree: Tree, program: Path, base: Mapping[PurePosixPath, Listed], sysroot: Path
-) -> list[str]:
-    """``program`` and the libraries the base lacks; the paths the base already had."""
+) -> None:
+    """``program`` and the libraries the base lacks (the loader must be the base's)."""
     closure = resolve([program], sysroot, provided=base_sonames(base))
-    skipped: list[str] = []
     for f in closure.files:
         if f.image_path in base:
             if base[f.image_path].size != f.source.stat().st_size:
                 raise AddonError(f"{f.image_path}: the base has a different file there")
-            skipped.append(str(f.image_path))
         elif f.source == program:
             tree.add_file(f.image_path, f.source, mode=0o755, part="zstd")
         else:
             tree.add_file(f.image_path, f.source, part="libraries")
     for link in closure.links:
-        if link.image_path in base:
-            skipped.append(str(link.image_path))
-        else:
+        if link.image_path not in base:
             tree.add_symlink(link.image_path, link.target, part="libraries")
-    return skipped
 
 
 @dataclass(frozen=True)
@@ -121,13 +117,6 @@ class NetrootReport:
         data["combined_size"] = self.base_size + self.compressed_size
         data["seconds"] = round(self.seconds, 2)
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
-
-
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)  # never leave a half-written image behind
 
 
 @dataclass(frozen=True)
@@ -173,9 +162,9 @@ def build_netroot(cfg: NetrootConfig) -> NetrootReport:
     base_bytes = cfg.base.read_bytes()
     packed = pack(cfg, list_image(cfg.base))
     image = compress(packed.archive, cfg.compress, cfg.zstd_level)
-    _write(cfg.out, image)
+    write_atomic(cfg.out, image)
     if cfg.combined is not None:
-        _write(cfg.combined, base_bytes + image)
+        write_atomic(cfg.combined, base_bytes + image)
     report = NetrootReport(
         parts=packed.parts,
         modules=packed.modules,
@@ -189,7 +178,7 @@ def build_netroot(cfg: NetrootConfig) -> NetrootReport:
         seconds=time.monotonic() - start,
     )
     if cfg.report is not None:
-        _write(cfg.report, report.to_json().encode())
+        write_atomic(cfg.report, report.to_json().encode())
     return report
 
 
