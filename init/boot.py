@@ -18,15 +18,24 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 from typing import NoReturn
 
-from init import bootcfg, chain, handoff, modules, mounts, pid1, procs, rootdev, switchroot
+from init import (
+    bootcfg,
+    chain,
+    cmdsetup,
+    handoff,
+    modules,
+    mounts,
+    pid1,
+    procs,
+    rootdev,
+    switchroot,
+)
 from mosnet import (
-    cmdline,
     cmdmerge,
     daemon,
     dhcpmode,
     firewall,
     ipv6,
-    kcmdline,
     log,
     netif,
     resolvconf,
@@ -95,15 +104,6 @@ def _set_devkmsg(value: str) -> str | None:
         return old
     except OSError:
         return None
-
-
-def _read_cmdline() -> str:
-    try:
-        with open("/proc/cmdline") as f:
-            return f.read()
-    except OSError as exc:
-        _log.error("cannot read /proc/cmdline: %s", exc)
-        return ""
 
 
 GUEST_MODULES = ("veth", "tun")
@@ -350,26 +350,20 @@ def _setup(state: BootState) -> None:
     problems = mounts.mount_api()
     handoff.open_log(RUN_DIR)
     state.devkmsg = _set_devkmsg("on")
-    text = _read_cmdline()
+    raw, read_problem = cmdsetup.read_kernel_line()
     # Echo to the console only when the kernel would not show kmsg info lines.
     log.setup(kmsg=True, console="/dev/console", stderr=False)
-    if log.kernel_echoes_info(text):
+    if log.kernel_echoes_info(raw):
         log.setup(kmsg=True, stderr=False)
     _log.info("mosnet-init starting as pid %d (uptime %.3f s)", os.getpid(), log.uptime())
-    for problem in problems:
+    for problem in (*problems, *([read_problem] if read_problem else [])):
         _log.error("%s", problem)
     # Defaults baked into the image (build.sh --cmdline) under the kernel line.
-    state.cmdline = cmdmerge.merge(cmdmerge.read_baked(_log), text)
-    cmdmerge.log_merge(state.cmdline, _log)
-    text = state.cmdline.text
-    state.cfg, errors = bootcfg.parse(text)
-    bootcfg.log_errors(errors, _log)
-    parsed = cmdline.parse(text)
-    cmdline.log_result(parsed, _log)
-    state.net = parsed.config
-    _log.info("network mode: %s", state.net.mode)
+    inp = cmdsetup.configure(raw, _log)
+    state.cmdline, state.cfg, state.net = inp.merged, inp.boot, inp.net
+    _log.info("%s", cmdsetup.describe(inp))
     state.chain = chain.requested_target(state.cfg.chain)
-    if state.chain is not None and any(p.key == "ip" for p in kcmdline.split(text)):
+    if state.chain is not None and any(p.key == "ip" for p in inp.merged.line.params):
         _log.warning(
             "chain mode: ip= stays in /proc/cmdline for the distro's init; initramfs-tools "
             "acts on it for NFS roots and network hooks (dropbear, iSCSI) and would configure "

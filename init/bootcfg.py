@@ -12,11 +12,22 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
-from init.netrootcfg import NetRoot, NfsRoot, make_netroot, parse_nfs
+from init.netrootcfg import (
+    NetRoot,
+    NfsRoot,
+    make_netroot,
+    parse_nfs,
+    parse_sha256,
+    parse_url,
+    root_format,
+)
 from mosnet import kcmdline
 from mosnet.errors import MosnetError, ParamError
-from mosnet.kcmdline import Param
+from mosnet.kcmdline import CmdLine, Param
+
+T = TypeVar("T")
 
 ROOT_KINDS = ("path", "uuid", "label", "partuuid", "partlabel", "devnum", "nfs", "none")
 # The kernel's own fallback list (init/main.c, kernel_init).
@@ -26,6 +37,8 @@ DEFAULT_ROOT_TIMEOUT = 30.0
 # its emergency path eventually, so it is bounded.
 ROOTWAIT_TIMEOUT = 300.0
 MAX_SECONDS = 3600
+MAX_PARTITIONS = 255  # a disk has at most DISK_MAX_PARTS (256) minors
+MAX_MAJOR, MAX_MINOR = (1 << 12) - 1, (1 << 20) - 1  # the kernel's dev_t: 12 + 20 bits
 # mosinit=: what PID 1 does once the network is up. ``switchroot`` mounts
 # root= itself; ``chain`` execs the /init of a distro initramfs that this
 # image was appended to (build.sh --append), which mounts the root its way.
@@ -149,7 +162,7 @@ def parse_root(value: str) -> RootSpec:
     if sep and prefix in ("LABEL", "PARTLABEL") and rest:
         return RootSpec(prefix.lower(), rest)
     m = _DEVNUM_RE.fullmatch(value)
-    if m:
+    if m and int(m[1]) <= MAX_MAJOR and int(m[2]) <= MAX_MINOR:
         return RootSpec("devnum", f"{int(m[1])}:{int(m[2])}")
     raise ParamError("root", value, _ROOT_EXPECTED)
 
@@ -161,8 +174,9 @@ def _parse_uuid_root(prefix: str, rest: str, token: str) -> RootSpec:
         key, eq, num = offset.partition("=")
         if prefix != "PARTUUID" or key.upper() != "PARTNROFF" or not eq:
             raise ParamError("root", token, f"{prefix}=<hex uuid>")
-        if not re.fullmatch(r"-?[0-9]{1,6}", num):
-            raise ParamError("root", token, "PARTUUID=<uuid>/PARTNROFF=<integer>")
+        if not re.fullmatch(r"-?[0-9]{1,3}", num) or abs(int(num)) > MAX_PARTITIONS:
+            bound = f"-{MAX_PARTITIONS}..{MAX_PARTITIONS}"
+            raise ParamError("root", token, f"PARTUUID=<uuid>/PARTNROFF=<integer {bound}>")
         offset_n = int(num)
     if not _UUID_RE.fullmatch(uuid):
         raise ParamError("root", token, f"{prefix}=<hex digits and dashes>")
@@ -214,11 +228,13 @@ def _root(cfg: BootConfig, p: Param) -> BootConfig:
 
 
 def _mosroot(cfg: BootConfig, p: Param) -> BootConfig:
-    return replace(cfg, mosroot=_need_value(p, "http://<host>/<path>.squashfs|.tar.zst"))
+    value = _need_value(p, "http://<host>/<path>.squashfs|.tar.zst")
+    root_format(parse_url(value))  # checked here, so a bad later one cannot replace a good one
+    return replace(cfg, mosroot=value)
 
 
 def _mosroot_sha256(cfg: BootConfig, p: Param) -> BootConfig:
-    return replace(cfg, mosroot_sha256=p.value or "")
+    return replace(cfg, mosroot_sha256=parse_sha256(p.value))
 
 
 def _mosroot_fetch_timeout(cfg: BootConfig, p: Param) -> BootConfig:
@@ -226,7 +242,9 @@ def _mosroot_fetch_timeout(cfg: BootConfig, p: Param) -> BootConfig:
 
 
 def _nfsroot(cfg: BootConfig, p: Param) -> BootConfig:
-    return replace(cfg, nfsroot=_need_value(p, "<server>:/<path>[,<options>]"))
+    value = _need_value(p, "<server>:/<path>[,<options>]")
+    parse_nfs(value, param="nfsroot")
+    return replace(cfg, nfsroot=value)
 
 
 def _rootfstype(cfg: BootConfig, p: Param) -> BootConfig:
@@ -293,7 +311,8 @@ def _console(cfg: BootConfig, p: Param) -> BootConfig:
     return replace(cfg, consoles=(*cfg.consoles, p.value))
 
 
-_HANDLERS: dict[str, Callable[[BootConfig, Param], BootConfig]] = {
+Handler = Callable[[BootConfig, Param], BootConfig]
+_HANDLERS: dict[str, Handler] = {
     "root": _root,
     "rootfstype": _rootfstype,
     "rootflags": _rootflags,
@@ -315,40 +334,68 @@ _HANDLERS: dict[str, Callable[[BootConfig, Param], BootConfig]] = {
 KEYS = frozenset(_HANDLERS)
 
 
-def parse(text: str) -> tuple[BootConfig, tuple[ParamError, ...]]:
+def parse(text: str | bytes | CmdLine) -> tuple[BootConfig, tuple[ParamError, ...]]:
     """Parse a kernel command line; never raises.
 
     Parameters apply in order, so the last valid occurrence wins; an invalid
     one leaves the previous value (or the default) in place.
     """
-    cfg = BootConfig(init_args=kcmdline.init_args(text))
+    line = text if isinstance(text, CmdLine) else kcmdline.parse_line(text)
+    cfg = BootConfig(init_args=line.init_args or ())
     errors: list[ParamError] = []
-    for param in kcmdline.split(text):
+    for param in line.params:
         handler = _HANDLERS.get(param.key)
         if handler is None:
             continue
         try:
-            cfg = handler(cfg, param)
+            cfg = _apply(handler, cfg, param)
         except ParamError as exc:
             errors.append(exc)
     return _combine_netroot(cfg, errors), tuple(errors)
 
 
+def _apply(handler: Handler, cfg: BootConfig, p: Param) -> BootConfig:
+    """One parameter; only ParamError leaves, whatever the handler does."""
+    if p.value is not None and kcmdline.undecodable(p.value):
+        raise ParamError(p.key, p.value, "UTF-8 text (the value holds bytes that are not)")
+    try:
+        return handler(cfg, p)
+    except ParamError:
+        raise
+    except Exception as exc:  # a bug here must cost one parameter, not the boot
+        expected = f"a valid {p.key}= (internal error: {exc!r})"
+        raise ParamError(p.key, p.value or "", expected) from exc
+
+
 def _combine_netroot(cfg: BootConfig, errors: list[ParamError]) -> BootConfig:
     """Parameters that only make sense together, checked once the line is read."""
     if cfg.root.kind == "nfs" and cfg.nfs is None and cfg.nfsroot is not None:
-        try:
-            cfg = replace(cfg, nfs=parse_nfs(cfg.nfsroot, param="nfsroot"))
-        except ParamError as exc:
-            errors.append(exc)
+        nfsroot = cfg.nfsroot
+        nfs = _combined(errors, "nfsroot", nfsroot, lambda: parse_nfs(nfsroot, param="nfsroot"))
+        cfg = replace(cfg, nfs=nfs)
     if cfg.mosroot is None:
-        return cfg
+        # mosroot= given, but no occurrence was usable: never boot another root
+        refused = [e for e in errors if e.param == "mosroot"]
+        return replace(cfg, netroot_error=str(refused[-1])) if refused else cfg
+    url, digest, timeout = cfg.mosroot, cfg.mosroot_sha256, cfg.mosroot_fetch_timeout
+    bad_digest = [e for e in errors if e.param == "mosroot_sha256"]
+    if digest is None and bad_digest:  # already reported: refuse with that reason
+        return replace(cfg, netroot_error=str(bad_digest[-1]))
+    net = _combined(errors, "mosroot", url, lambda: make_netroot(url, digest, timeout))
+    if net is None:
+        return replace(cfg, netroot_error=str(errors[-1]))
+    return replace(cfg, netroot=net)
+
+
+def _combined(errors: list[ParamError], key: str, value: str, build: Callable[[], T]) -> T | None:
+    """``build()``, or None with its ParamError (any other error as one) recorded."""
     try:
-        net = make_netroot(cfg.mosroot, cfg.mosroot_sha256, cfg.mosroot_fetch_timeout)
+        return build()
     except ParamError as exc:
         errors.append(exc)
-        return replace(cfg, netroot_error=str(exc))
-    return replace(cfg, netroot=net)
+    except Exception as exc:  # a bug must cost this parameter only
+        errors.append(ParamError(key, value, f"a valid {key}= (internal error: {exc!r})"))
+    return None
 
 
 def log_errors(errors: tuple[ParamError, ...], logger: logging.Logger) -> None:

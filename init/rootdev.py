@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -108,7 +109,7 @@ def _parent_disk(sysfs: str, name: str) -> str | None:
     if parent != name and os.path.exists(os.path.join(sysfs, "class", "block", parent)):
         return parent
     stripped = name.rstrip("0123456789")
-    if stripped.endswith("p") and stripped[:-1][-1:].isdigit():
+    if stripped.endswith("p") and stripped[-2:-1] in tuple("0123456789"):
         stripped = stripped[:-1]  # nvme0n1p1, mmcblk0p1
     return stripped if stripped != name else None
 
@@ -125,7 +126,7 @@ def _list_block(sysfs: str, devdir: str) -> list[BlockDev]:
         if _read_text(os.path.join(d, "size")) == "0":
             continue  # unattached loop, empty drive
         partno = _read_text(os.path.join(d, "partition"))
-        is_part = partno is not None and partno.isdigit()
+        is_part = partno is not None and re.fullmatch(r"[0-9]{1,4}", partno) is not None
         devs.append(
             BlockDev(
                 name=name,

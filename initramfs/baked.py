@@ -13,6 +13,7 @@ from __future__ import annotations
 from init import bootcfg
 from mosnet import cmdline, kcmdline
 from mosnet.cmdmerge import BAKED_PATH, MAX_BYTES, render
+from mosnet.errors import shown
 
 # console= only picks mosnet's console; the kernel's comes from its own line.
 BAKEABLE = frozenset(cmdline.HANDLERS) | (bootcfg.KEYS - {"console"})
@@ -29,17 +30,20 @@ class BakedLineError(Exception):
 
 def check(line: str) -> tuple[str, tuple[str, ...]]:
     """Return the canonical line and the parsers' notes; raise BakedLineError."""
-    if "\n" in line or len(line.encode()) > MAX_LINE:
+    if len(kcmdline.to_bytes(line)) > MAX_LINE:
         raise BakedLineError(f"--cmdline: one line of at most {MAX_LINE} bytes")
-    params = kcmdline.split(line)
-    _check_keys(params)
-    net = cmdline.parse(line)
-    _, boot_errors = bootcfg.parse(line)
+    if kcmdline.undecodable(line) or not all(c.isprintable() for c in line):
+        raise BakedLineError(f"--cmdline: printable UTF-8 text only, got {shown(line)}")
+    parsed = kcmdline.parse_line(line)
+    if parsed.warnings:
+        raise BakedLineError(f"--cmdline: {parsed.warnings[0]}")
+    _check_keys(parsed.params)
+    net = cmdline.parse(parsed)
+    _, boot_errors = bootcfg.parse(parsed)
     errors = (*net.errors, *boot_errors)
     if errors:
         raise BakedLineError(f"--cmdline: {errors[0]}")
-    args = kcmdline.init_args(line) if kcmdline.has_separator(line) else None
-    return render(params, args), net.notes
+    return render(parsed.params, parsed.init_args), net.notes
 
 
 def _check_keys(params: tuple[kcmdline.Param, ...]) -> None:
@@ -47,7 +51,7 @@ def _check_keys(params: tuple[kcmdline.Param, ...]) -> None:
     for p in params:
         if p.key not in BAKEABLE:
             raise BakedLineError(
-                f"--cmdline: {p.key!r} is not a parameter mosnet-init reads; only these "
+                f"--cmdline: {shown(p.key)} is not a parameter mosnet-init reads; only these "
                 f"can be baked: {' '.join(sorted(BAKEABLE))} (kernel parameters such as "
                 "console= go on the kernel line)"
             )

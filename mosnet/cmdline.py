@@ -10,8 +10,10 @@
 * ``notes``: informational lines (precedence decisions, valid forms mosnet
   does not support yet, ignored duplicates); log them at info level.
 
-Single-valued parameters: the last occurrence wins (as in the kernel);
-``ip=``, ``ifname=`` and ``nameserver=`` repeat. A valid ``mosip4``/``mosip6``
+Single-valued parameters: the last valid occurrence wins (as in the kernel;
+an invalid one is reported and dropped alone, so an earlier valid one
+stays); ``ip=``, ``ifname=`` and ``nameserver=`` repeat. A value holding
+bytes that are not UTF-8 is malformed like any other. A valid ``mosip4``/``mosip6``
 wins over a static ``ip=`` of the same family; an invalid one does not, so
 the ``ip=`` address still brings the machine up.
 """
@@ -40,7 +42,7 @@ from mosnet.config import (
     PortRange,
     Proto,
 )
-from mosnet.errors import ParamError
+from mosnet.errors import ParamError, shown
 
 EXPECTED = {
     "mosip4": "<address>,<gateway>,<netmask>[,<device>]",
@@ -297,20 +299,15 @@ HANDLERS: dict[str, Callable[[str, _Builder], None]] = {
 # --- assembly ------------------------------------------------------------------
 
 
-def parse(text: str) -> ParseResult:
+def parse(text: str | bytes | kcmdline.CmdLine) -> ParseResult:
     """Parse a whole command line; never raises (see the module docstring)."""
     b = _Builder()
-    try:
-        params = kcmdline.split(text)
-    except Exception as exc:  # PID 1 must boot on whatever the bootloader gave us
-        b.sink.error("cmdline", text[:80], f"a kernel command line ({type(exc).__name__})")
-        params = ()
-    lasts = {p.key: i for i, p in enumerate(params)}
-    for i, p in enumerate(params):
-        if p.key in HANDLERS and p.key not in MULTI and lasts[p.key] != i:
-            continue  # the last occurrence wins
-        _dispatch(p, b)
-    _note_duplicates(params, b.sink)
+    line = text if isinstance(text, kcmdline.CmdLine) else kcmdline.parse_line(text)
+    for note in line.warnings:
+        b.sink.note(note)
+    for p in line.params:
+        _dispatch(p, b)  # in order: a later valid occurrence replaces an earlier one
+    _note_duplicates(line.params, b.sink)
     _merge_ip(b)
     return ParseResult(_freeze(b), tuple(b.sink.errors), tuple(b.sink.notes))
 
@@ -333,9 +330,9 @@ def _dispatch(p: kcmdline.Param, b: _Builder) -> None:
     handler = HANDLERS.get(p.key)
     if handler is None:
         if p.key.startswith("mos") and p.key not in INIT_KEYS:
-            b.sink.note(f"unknown parameter {p.key!r} ignored (typo?)")
+            b.sink.note(f"unknown parameter {shown(p.key)} ignored (typo?)")
         return
-    if not p.value:
+    if not p.value or kcmdline.undecodable(p.value):
         b.sink.error(p.key, p.value or "", EXPECTED[p.key])
         return
     try:
@@ -353,7 +350,7 @@ def _note_duplicates(params: Iterable[kcmdline.Param], sink: v.Sink) -> None:
             counts[p.key] = counts.get(p.key, 0) + 1
     for key, n in counts.items():
         if n > 1:
-            sink.note(f"{key} given {n} times: the last one wins")
+            sink.note(f"{key} given {n} times: the last valid one wins")
 
 
 def _merge_ip(b: _Builder) -> None:

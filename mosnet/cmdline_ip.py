@@ -358,7 +358,7 @@ def _soft(sink: Sink, check: Callable[[str, str], T], tok: str) -> T | None:
 
 def _ip_tail(value: str, tail: list[str], hwaddr: str | None, sink: Sink) -> tuple[IpAddr, ...]:
     """Fields 8+: ``<mtu>[:<mac>]`` or ``<dns1>[:<dns2>[:<ntp>]]`` (kernel)."""
-    if hwaddr is not None or (tail and tail[0].isdigit()):
+    if hwaddr is not None or (tail and re.fullmatch("[0-9]+", tail[0])):
         if len(tail) > 1:
             sink.error("ip", ":".join(tail[1:]), E_MAC)
         _extras_mtu_mac(value, tail[0] if tail else "", hwaddr, sink)

@@ -5,10 +5,15 @@ set-ups where the kernel line is hard to change (an iPXE script burnt into
 firmware, a provider's rescue loader). At boot the real kernel line
 overrides them parameter by parameter:
 
-* a key on the kernel line replaces every baked occurrence of that key; for
-  the repeatable keys (``ip=``, ``nameserver=``, ``ifname=``) the kernel's
-  set replaces the baked set as a whole, so a baked value can be dropped;
-* ``ro`` and ``rw`` are one setting: either on the kernel line drops both;
+* a key on the kernel line overrides the baked value of that key. The
+  effective line keeps the baked parameter ahead of the kernel's, and the
+  parsers take the last *valid* occurrence: a malformed kernel value is
+  reported and dropped alone, so it cannot take away a baked default (a
+  typo must not turn a baked static address into DHCP);
+* for the repeatable keys (``ip=``, ``nameserver=``, ``ifname=``) the
+  kernel's set replaces the baked set as a whole, so a baked value can be
+  dropped;
+* ``ro`` and ``rw`` are one setting: the last valid one of either wins;
 * an empty ``key=`` on the kernel line removes the baked key without giving
   a new value (``mosip4=`` turns a baked static address back into DHCP);
 * the arguments after ``--`` go to the real init as one list: the kernel's
@@ -21,28 +26,33 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mosnet import kcmdline
-from mosnet.kcmdline import Param
+from mosnet.cmdline import MULTI
+from mosnet.errors import escaped
+from mosnet.kcmdline import CmdLine, Param
 
 BAKED_PATH = "/etc/mosnet/cmdline"
 MAX_BYTES = 4096  # build.sh refuses more; PID 1 ignores a bigger file
 # Keys that set one and the same thing: the kernel line's member wins.
 _GROUPS = {"ro": "ro|rw", "rw": "ro|rw"}
+# the kernel line's occurrences of these replace the baked ones as a set
+REPEATABLE = frozenset(MULTI)
 
 
 @dataclass(frozen=True)
 class Merged:
     """The effective line and how it came about (for the log and state.json)."""
 
-    text: str  # what the parsers read
-    kernel: str  # /proc/cmdline as the kernel gave it
+    text: str  # the effective line rendered (for the log and state.json)
+    kernel: str  # /proc/cmdline as the kernel gave it (surrogateescape)
     baked: str | None = None  # the baked line, None without the file
     overridden: tuple[str, ...] = ()  # baked tokens the kernel line replaced
     cleared: tuple[str, ...] = ()  # baked tokens removed by an empty ``key=``
     init_args_from: str | None = None  # "kernel", "baked" or None (no ``--``)
+    line: CmdLine = field(default_factory=CmdLine)  # what the parsers read
 
 
 def group(key: str) -> str:
@@ -51,11 +61,15 @@ def group(key: str) -> str:
 
 
 def render_token(token: str) -> str:
-    """Quote a token the way the kernel's next_arg() reads it back."""
-    if not any(ch.isspace() for ch in token):
+    """Quote a token the way the kernel's next_arg() reads it back.
+
+    A token that holds both a space and a quote has no such form; it is
+    shown as it is (the parsers get the parameters, never this text).
+    """
+    if not kcmdline.has_space(token) or '"' in token:
         return token
     key, sep, value = token.partition("=")
-    if sep and not any(ch.isspace() for ch in key):
+    if sep and not kcmdline.has_space(key):
         return f'{key}="{value}"'
     return f'"{token}"'
 
@@ -69,45 +83,44 @@ def render(params: Sequence[Param], init_args: Sequence[str] | None = None) -> s
     return " ".join(out)
 
 
-def _init_args(text: str) -> tuple[str, ...] | None:
-    """The words after ``--``, or None when the line has no ``--``."""
-    return kcmdline.init_args(text) if kcmdline.has_separator(text) else None
-
-
-def merge(baked: str | None, kernel: str) -> Merged:
+def merge(baked: str | None, kernel: str | bytes) -> Merged:
     """Apply the kernel line over the baked one (rules in the module docstring)."""
-    bparams = kcmdline.split(baked or "")
-    bargs = _init_args(baked or "")
-    if not bparams and bargs is None:
-        return Merged(kernel, kernel, baked)  # nothing baked: the kernel line as it is
-    kparams = kcmdline.split(kernel)
+    kline = kcmdline.parse_line(kernel)
+    ktext = kcmdline.decode(kcmdline.to_bytes(kernel))
+    bline = kcmdline.parse_line(baked or "")
+    if not bline.params and bline.init_args is None:
+        return Merged(ktext, ktext, baked, line=kline)  # nothing baked: the kernel line as it is
+    bparams, kparams = bline.params, kline.params
     baked_groups = {group(p.key) for p in bparams}
     # ``key=`` clears a baked key; without a baked one it stays (and is an error).
     clears = [p for p in kparams if p.value == "" and group(p.key) in baked_groups]
     given = [p for p in kparams if p not in clears]
     given_groups = {group(p.key) for p in given}
     cleared_groups = {group(p.key) for p in clears} - given_groups
-    kargs = _init_args(kernel)
-    args, args_from = (kargs, "kernel") if kargs is not None else (bargs, "baked")
+    replaced_sets = {p.key for p in given if p.key in REPEATABLE}
+    from_kernel = kline.init_args is not None
+    args = kline.init_args if from_kernel else bline.init_args
+    kept = [p for p in bparams if group(p.key) not in cleared_groups | replaced_sets]
+    effective = CmdLine((*kept, *given), args, (*bline.warnings, *kline.warnings))
     return Merged(
-        text=render(
-            [p for p in bparams if group(p.key) not in given_groups | cleared_groups] + given, args
-        ),
-        kernel=kernel,
+        text=render(effective.params, args),
+        kernel=ktext,
         baked=baked,
         overridden=tuple(render([p]) for p in bparams if group(p.key) in given_groups),
         cleared=tuple(render([p]) for p in bparams if group(p.key) in cleared_groups),
-        init_args_from=args_from if args is not None else None,
+        init_args_from=None if args is None else "kernel" if from_kernel else "baked",
+        line=effective,
     )
 
 
 def parse_file(data: bytes) -> str:
     """The baked line from the file's bytes: ``#`` comment lines out, lines joined.
 
-    Raises UnicodeDecodeError for bytes that are not UTF-8.
+    Bytes that are not UTF-8 stay as surrogates: like on the kernel line, the
+    parameter holding them is refused by its parser, the rest applies.
     """
-    lines = data.decode("utf-8").splitlines()
-    kept = (line.strip() for line in lines if not line.lstrip().startswith("#"))
+    lines = kcmdline.decode(data).split("\n")
+    kept = (line.strip(" \t\r") for line in lines if not line.lstrip().startswith("#"))
     return " ".join(line for line in kept if line)
 
 
@@ -124,34 +137,35 @@ def read_baked(logger: logging.Logger, path: str = BAKED_PATH) -> str | None:
     if len(data) > MAX_BYTES:
         logger.error("baked command line %s over %d bytes: kernel line only", path, MAX_BYTES)
         return None
-    try:
-        return parse_file(data)
-    except UnicodeDecodeError as exc:
-        logger.error("baked command line %s is not UTF-8 (%s): kernel line only", path, exc)
-        return None
+    return parse_file(data)
 
 
 def log_merge(merged: Merged, logger: logging.Logger) -> None:
     """Say what was baked, what the kernel line overrode, and the line in effect."""
     if merged.baked is None:
         return
-    logger.info("baked command line: %s", merged.baked or "(empty)")
+    logger.info("baked command line: %s", escaped(merged.baked) or "(empty)")
     for token in merged.overridden:
-        logger.info("cmdline: baked %s overridden by the kernel line", token)
+        logger.info(
+            "cmdline: baked %s overridden by the kernel line (unless its value is malformed)",
+            escaped(token),
+        )
     for token in merged.cleared:
-        key = token.partition("=")[0]
-        logger.info("cmdline: baked %s cleared by an empty %s= on the kernel line", token, key)
+        key = escaped(token.partition("=")[0])
+        logger.info(
+            "cmdline: baked %s cleared by an empty %s= on the kernel line", escaped(token), key
+        )
     if merged.init_args_from == "kernel" and kcmdline.has_separator(merged.baked):
         logger.info("cmdline: baked init arguments replaced by the kernel line's")
-    logger.info("effective command line: %s", merged.text.strip())
+    logger.info("effective command line: %s", escaped(merged.text.strip()))
 
 
 def state_section(merged: Merged) -> dict[str, Any]:
     """``boot.cmdline`` of state.json."""
     return {
-        "kernel": merged.kernel.strip(),
-        "baked": merged.baked,
-        "effective": merged.text.strip(),
-        "overridden": list(merged.overridden),
-        "cleared": list(merged.cleared),
+        "kernel": escaped(merged.kernel.strip(), 1 << 16),
+        "baked": None if merged.baked is None else escaped(merged.baked, 1 << 16),
+        "effective": escaped(merged.text.strip(), 1 << 16),
+        "overridden": [escaped(t) for t in merged.overridden],
+        "cleared": [escaped(t) for t in merged.cleared],
     }

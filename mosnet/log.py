@@ -10,9 +10,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
+
+from mosnet import kcmdline
+from mosnet.errors import ParamError
 
 PREFIX = "mosnet"
 _KMSG_PRIO = {
@@ -37,17 +41,32 @@ class _FdHandler(logging.Handler):
         self.fd = fd
         self.kmsg = kmsg
 
-    def emit(self, record: logging.LogRecord) -> None:
+    def text(self, record: logging.LogRecord) -> str:
+        """The formatted line; a record with bad arguments still shows its message."""
         try:
-            text = self.format(record)
-            if self.kmsg:
-                prio = _KMSG_PRIO.get(record.levelno, 6)
-                data = f"<{prio}>{PREFIX}: {text}\n"
-            else:
-                data = f"[{uptime():9.3f}] {PREFIX}: {text}\n"
-            os.write(self.fd, data.encode("utf-8", "replace")[:1000])
-        except OSError:
-            pass
+            return self.format(record)
+        except Exception:  # noqa: BLE001 - a log call must never break the boot
+            try:
+                return f"{record.msg} (unformattable arguments {record.args!r})"
+            except Exception:  # noqa: BLE001
+                return "(unprintable log record)"
+
+    def write(self, line: str, limit: int) -> None:
+        """One line, cut at ``limit`` bytes on a character boundary, newline kept."""
+        # backslashreplace: a stray surrogate shows as \udcNN instead of "?"
+        data = line.encode("utf-8", "backslashreplace")
+        if len(data) > limit:
+            data = data[: limit - 4].decode("utf-8", "ignore").encode() + "…\n".encode()
+        with contextlib.suppress(OSError):
+            os.write(self.fd, data)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = self.text(record)
+        if self.kmsg:
+            prio = _KMSG_PRIO.get(record.levelno, 6)
+            self.write(f"<{prio}>{PREFIX}: {text}\n", 1000)
+        else:
+            self.write(f"[{uptime():9.3f}] {PREFIX}: {text}\n", 1000)
 
 
 def _open_nonblocking(path: str) -> int | None:
@@ -113,12 +132,8 @@ class _FileHandler(_FdHandler):
         super().__init__(fd, kmsg=False)
 
     def emit(self, record: logging.LogRecord) -> None:
-        try:
-            text = self.format(record)
-            data = f"[{uptime():9.3f}] {record.levelname.lower():7} {text}\n"
-            os.write(self.fd, data.encode("utf-8", "replace")[:2000])
-        except OSError:
-            pass
+        text = self.text(record)
+        self.write(f"[{uptime():9.3f}] {record.levelname.lower():7} {text}\n", 2000)
 
 
 def _stderr_ok() -> bool:
@@ -129,18 +144,45 @@ def _stderr_ok() -> bool:
         return False
 
 
-def kernel_echoes_info(cmdline: str) -> bool:
+# include/linux/printk.h: CONSOLE_LOGLEVEL_DEFAULT, _QUIET, _DEBUG
+CONSOLE_DEFAULT, CONSOLE_QUIET, CONSOLE_DEBUG = 7, 4, 10
+_LOGLEVEL_RE = re.compile(r"[+-]?[0-9]{1,10}")
+INFO_LEVEL = 6  # KERN_INFO: on the console when it is below the console level
+
+
+def console_loglevel(line: str | bytes | kcmdline.CmdLine) -> tuple[int, tuple[ParamError, ...]]:
+    """The console level the kernel ends up with, as it reads the line.
+
+    ``quiet``, ``debug`` and ``loglevel=`` apply in order, the last one wins;
+    ``ignore_loglevel`` shows everything. ``loglevel=`` is read as decimal:
+    the kernel also takes octal and hex, but for every value either way the
+    answer to "are info lines shown" is the same. A malformed value is
+    reported and ignored, as the kernel ignores it.
+    """
+    params = line.params if isinstance(line, kcmdline.CmdLine) else kcmdline.split(line)
+    level, errors = CONSOLE_DEFAULT, []
+    for p in params:
+        if p.key == "quiet" and p.value is None:
+            level = CONSOLE_QUIET
+        elif p.key == "debug" and p.value is None:
+            level = CONSOLE_DEBUG
+        elif p.key == "ignore_loglevel":
+            level = 1 << 31
+        elif p.key == "loglevel":
+            value = p.value or ""
+            if _LOGLEVEL_RE.fullmatch(value) and abs(int(value)) < 1 << 31:
+                level = int(value)
+            else:
+                errors.append(ParamError("loglevel", value, "a console log level such as 4 or 7"))
+    return level, tuple(errors)
+
+
+def kernel_echoes_info(cmdline: str | bytes | kcmdline.CmdLine) -> bool:
     """Does the kernel print our kmsg info lines on the console by itself?
 
-    Not with ``quiet`` or ``loglevel`` below 7; then we copy them ourselves.
+    Not with ``quiet`` or ``loglevel`` 6 and below; then we copy them ourselves.
     """
-    words = cmdline.split()
-    if "quiet" in words:
-        return False
-    for word in words:
-        if word.startswith("loglevel=") and word[9:].isdigit():
-            return int(word[9:]) > 6
-    return True
+    return console_loglevel(cmdline)[0] > INFO_LEVEL
 
 
 def get(name: str) -> logging.Logger:

@@ -52,7 +52,9 @@ def test_no_line_no_file() -> None:
         ("mosfirewall=ssh mosfirewall=none", "mosfirewall given twice"),
         ("ro rw", "both ro and rw"),
         ("mosip4=", "mosip4: bad value ''"),
-        ("a\nb", "one line"),
+        ("a\nb", "printable UTF-8 text only, got 'a\\x0ab'"),
+        ("mosfirewall=ssh\udcff", "printable UTF-8 text only"),
+        ('mosshell rootflags="noatime', "unclosed quote"),
         ("mosshell " * 600, "one line of at most"),
     ],
 )

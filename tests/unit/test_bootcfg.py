@@ -74,7 +74,7 @@ def test_nfs_recorded_but_unsupported() -> None:
         ("root=UUID=", "root", "UUID=", "hex"),
         ("root=UUID=xyz", "root", "UUID=xyz", "hex"),
         ("root=LABEL=", "root", "LABEL=", "LABEL="),
-        ("root=PARTUUID=ab/PARTNROFF=x", "root", "PARTUUID=ab/PARTNROFF=x", "PARTNROFF=<integer>"),
+        ("root=PARTUUID=ab/PARTNROFF=x", "root", "PARTUUID=ab/PARTNROFF=x", "PARTNROFF=<integer"),
         ("root=PARTUUID=ab/FOO=1", "root", "PARTUUID=ab/FOO=1", "PARTUUID="),
         ("root=UUID=ab/PARTNROFF=1", "root", "UUID=ab/PARTNROFF=1", "UUID="),
         ("rootfstype=EXT4", "rootfstype", "EXT4", "[a-z0-9_.,-]+"),

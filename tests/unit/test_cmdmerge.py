@@ -45,11 +45,24 @@ def test_baked_parameters_apply_when_the_kernel_line_lacks_them() -> None:
     assert net.mode == "static" and net.firewall is not None
 
 
-def test_a_kernel_key_replaces_the_baked_one_and_is_reported() -> None:
+def test_a_kernel_key_overrides_the_baked_one_and_is_reported() -> None:
     m = merge(BAKED, "mosfirewall=permissive,tcp:8080")
-    assert _params(m.text)["mosfirewall"] == ["permissive,tcp:8080"]
+    # the baked value stays ahead of the kernel's: the last valid one wins
+    assert _params(m.text)["mosfirewall"] == ["ssh", "permissive,tcp:8080"]
     assert m.overridden == ("mosfirewall=ssh",)
+    firewall = cmdline.parse(m.line).config.firewall
+    assert firewall is not None and firewall.preset == "permissive"
     assert "mosip4" in _params(m.text)
+
+
+def test_a_malformed_kernel_value_leaves_the_baked_default() -> None:
+    m = merge(BAKED, "mosip4=136.243.10.20,136.243.10.1,255.255.255.256 ro=x mosfirewall=\udcff")
+    parsed = cmdline.parse(m.line)
+    assert [e.param for e in parsed.errors] == ["mosip4", "mosfirewall"]
+    assert parsed.config.ip4 is not None and str(parsed.config.ip4.address) == "136.243.10.20"
+    assert parsed.config.firewall is not None and parsed.config.firewall.preset == "ssh"
+    boot, errors = bootcfg.parse(m.line)
+    assert boot.readonly and [e.param for e in errors] == ["ro"]
 
 
 def test_repeatable_keys_are_replaced_as_a_set() -> None:
@@ -61,8 +74,8 @@ def test_repeatable_keys_are_replaced_as_a_set() -> None:
 
 def test_rw_on_the_kernel_line_beats_a_baked_ro() -> None:
     m = merge(BAKED, "rw")
-    assert "ro" not in _params(m.text) and m.overridden == ("ro",)
-    assert bootcfg.parse(m.text)[0].readonly is False
+    assert m.overridden == ("ro",)
+    assert bootcfg.parse(m.line)[0].readonly is False
     assert group("ro") == group("rw") != group("root")
 
 
@@ -150,11 +163,13 @@ def test_kernel_line_keys_always_win(
     baked_groups = {group(p.key) for p in baked_p}
     clears = [p for p in kernel_p if p.value == "" and group(p.key) in baked_groups]
     given_p = [p for p in kernel_p if p not in clears]
-    kernel_groups = {group(p.key) for p in kernel_p}
     # every kernel parameter is there, in order, after what is left of the baked line
     assert eff[len(eff) - len(given_p) :] == given_p
-    # a baked parameter survives exactly when its key (or ro/rw) is not on the kernel line
-    survivors = [p for p in baked_p if group(p.key) not in kernel_groups]
+    # a baked parameter stays ahead of them unless an empty key= cleared it or the
+    # kernel line has a set of the same repeatable key
+    cleared = {group(p.key) for p in clears} - {group(p.key) for p in given_p}
+    sets = {p.key for p in given_p if p.key in cmdmerge.REPEATABLE}
+    survivors = [p for p in baked_p if group(p.key) not in cleared | sets]
     assert eff[: len(eff) - len(given_p)] == survivors
     # so the last value of any kernel key is the kernel's
     for p in given_p:
@@ -179,17 +194,24 @@ def test_file_format_skips_comments_and_joins_lines(tmp_path: Path) -> None:
     assert cmdmerge.read_baked(log, str(tmp_path / "missing")) is None
 
 
-@pytest.mark.parametrize(
-    ("data", "why"), [(b"mosfirewall=ssh \xff\n", "not UTF-8"), (b"x" * 5000, "over 4096 bytes")]
-)
-def test_an_unusable_file_is_logged_and_ignored(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, data: bytes, why: str
+def test_an_oversized_file_is_logged_and_ignored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "cmdline"
-    path.write_bytes(data)
+    path.write_bytes(b"x" * 5000)
     with caplog.at_level(logging.ERROR):
         assert cmdmerge.read_baked(logging.getLogger("t"), str(path)) is None
-    assert why in caplog.text and "kernel line only" in caplog.text
+    assert "over 4096 bytes" in caplog.text and "kernel line only" in caplog.text
+
+
+def test_a_byte_that_is_not_utf8_costs_only_its_parameter(tmp_path: Path) -> None:
+    path = tmp_path / "cmdline"
+    path.write_bytes(b"mosfirewall=ssh mosbridge=ov\xff\x85s\nmosdhcp_timeout=5\n")
+    baked = cmdmerge.read_baked(logging.getLogger("t"), str(path))
+    assert baked == "mosfirewall=ssh mosbridge=ov\udcff\udc85s mosdhcp_timeout=5"
+    result = cmdline.parse(merge(baked, "console=ttyS0").line)
+    assert [e.param for e in result.errors] == ["mosbridge"]
+    assert result.config.firewall is not None and result.config.dhcp.timeout == 5.0
 
 
 def test_log_and_state_name_what_was_overridden(caplog: pytest.LogCaptureFixture) -> None:
