@@ -13,6 +13,7 @@ alone, everything else on the line applies.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 
 from init import bootcfg
@@ -61,8 +62,9 @@ def configure(
     errors = (*boot_errors, *net.errors, *level_errors)
     for note in net.notes:
         logger.info("cmdline: %s", note)
-    for err in errors:
-        logger.warning("ignoring kernel parameter %s", err)
+    for text, times in Counter(str(e) for e in errors).items():  # a repeated key: one line
+        repeat = f" ({times} times)" if times > 1 else ""
+        logger.warning("ignoring kernel parameter %s%s", text, repeat)
     if errors:
         logger.warning(
             "%d malformed parameter(s) ignored; the rest of the line applies", len(errors)

@@ -95,9 +95,11 @@ def _check_errors(inp: cmdsetup.BootInput, case: hc.Case) -> list[str]:
 def _check_log(lines: list[str], inp: cmdsetup.BootInput) -> list[str]:
     bad = [f"not one printable line: {line!r}" for line in lines if not line.isprintable()]
     warned = [line for line in lines if "ignoring kernel parameter" in line]
-    if len(warned) != len(inp.errors):
-        bad.append(f"{len(inp.errors)} errors but {len(warned)} warning lines")
-    for err, line in zip(inp.errors, warned, strict=False):
+    unique = list(dict.fromkeys(str(e) for e in inp.errors))  # repeats: one line, "(N times)"
+    if len(warned) != len(unique):
+        bad.append(f"{len(unique)} distinct errors but {len(warned)} warning lines")
+    errors = list({str(e): e for e in inp.errors}.values())
+    for err, line in zip(errors, warned, strict=False):
         if f"ignoring kernel parameter {err.param}: bad value " not in line:
             bad.append(f"warning line does not name {err.param}: {line!r}")
     return bad
