@@ -78,7 +78,10 @@ import socket, sys
 try:
     with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=4) as s:
         s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
-        print(s.recv(4096).decode(errors="replace"))
+        data = b""
+        while chunk := s.recv(4096):
+            data += chunk
+        print(data.decode(errors="replace"))
 except OSError as exc:
     print("failed", exc)
 """
