@@ -76,4 +76,4 @@ def describe(inp: BootInput) -> str:
     """One line for the log: what the boot will do, whatever the line held."""
     cfg, net = inp.boot, inp.net
     root = str(cfg.netroot.url) if cfg.netroot else str(cfg.nfs or cfg.root)
-    return f"network mode {net.mode}, root {escaped(root, 200)}, mosinit {cfg.mosinit}"
+    return f"network mode: {net.mode} (root {escaped(root, 200)}, mosinit {cfg.mosinit})"
