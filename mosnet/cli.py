@@ -88,10 +88,11 @@ def _ovs_available(args: argparse.Namespace) -> bool:
 
 def build(args: argparse.Namespace) -> Plan:
     """The plan for the parsed ``plan``/``apply`` arguments (reads, never writes)."""
+    text: str | bytes
     if args.cmdline is not None:
         text = args.cmdline
     else:
-        with open(args.cmdline_file, encoding="utf-8", errors="replace") as f:
+        with open(args.cmdline_file, "rb") as f:  # bytes, as PID 1 reads it
             text = f.read()
     parsed = parse(text)
     nics = links_fixture.load(args.links) if args.links else _live_nics()

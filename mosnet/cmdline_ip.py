@@ -15,7 +15,7 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import TypeVar
 
 from mosnet.config import Ip4Static, Ip6Static, PortRange
-from mosnet.errors import ParamError
+from mosnet.errors import ParamError, escaped
 
 IpAddr = IPv4Address | IPv6Address
 T = TypeVar("T")
@@ -59,7 +59,7 @@ class Sink:
 
     def note(self, text: str) -> None:
         # Notes quote raw cmdline text; keep escape codes off the console.
-        self.notes.append("".join(c if c.isprintable() else "?" for c in text))
+        self.notes.append(escaped(text))
 
 
 def number(param: str, tok: str, lo: int, hi: int, expected: str) -> int:
