@@ -30,6 +30,10 @@ from dataclasses import dataclass
 KERNEL_SPACE = frozenset(b" \t\n\v\f\r\xa0")
 QUOTE = 0x22
 EQUALS = 0x3D
+_SPACES = re.compile(rb"[ \t\n\v\f\r\xa0]*")
+_SPACE_OR_QUOTE = re.compile(rb'[ \t\n\v\f\r\xa0"]')
+_SPACE = re.compile(rb"[ \t\n\v\f\r\xa0]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -63,17 +67,12 @@ def decode(raw: bytes) -> str:
 
 def undecodable(text: str) -> bool:
     """Did ``text`` hold bytes that are not UTF-8 (or any lone surrogate)?"""
-    return any(0xD800 <= ord(ch) <= 0xDFFF for ch in text)
+    return _SURROGATE.search(text) is not None
 
 
 def has_space(text: str) -> bool:
     """Would the kernel split ``text`` (rendered back into a line) somewhere?"""
-    return any(c in KERNEL_SPACE for c in to_bytes(text))
-
-
-_SPACES = re.compile(rb"[ \t\n\v\f\r\xa0]*")
-_SPACE_OR_QUOTE = re.compile(rb'[ \t\n\v\f\r\xa0"]')
-_SPACE = re.compile(rb"[ \t\n\v\f\r\xa0]")
+    return _SPACE.search(to_bytes(text)) is not None
 
 
 def _skip_spaces(b: bytes, i: int) -> int:

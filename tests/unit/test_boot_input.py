@@ -75,9 +75,10 @@ def run_case(case: hc.Case, tmp: Path, out: _Lines) -> list[str]:
     else:
         baked_file.write_bytes(case.baked)
     raw, problem = cmdsetup.read_kernel_line(str(cmdline_file))
-    level, _ = log.console_loglevel(raw)
-    assert log.kernel_echoes_info(raw) is (level > log.INFO_LEVEL)
+    echo = log.kernel_echoes_info(raw)
     inp = cmdsetup.configure(raw, out.logger, str(baked_file))
+    level, _ = log.console_loglevel(inp.merged.line)  # loglevel= is never baked
+    assert echo is (level > log.INFO_LEVEL)
     failed = [name for name, check in case.checks if not check(inp, level)]
     failed += _check_errors(inp, case)
     failed += _check_log(out.take(), inp)

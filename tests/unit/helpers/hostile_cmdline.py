@@ -34,6 +34,8 @@ KNOWN_KEYS = frozenset(
     {*bootcfg.KEYS, *cmdline.HANDLERS, *cmdline.INIT_KEYS}
     | {"loglevel", "quiet", "debug", "ignore_loglevel", "--"}
 )
+_NO_NUL_OR_QUOTE = bytes.maketrans(b'\0"', b"'\'")  # /proc/cmdline has no NUL
+_PRINTABLE_ASCII = bytes(0x21 + b % 94 for b in range(256))
 NOT_UTF8 = (b"\xff", b"\xfe", b"\xc3(", b"\xe2\x82", b"\xed\xa0\x80", b"\x80")
 
 # Values that are wholly invalid for their key: the occurrence sets nothing.
@@ -197,7 +199,7 @@ def _root(r: random.Random) -> tuple[str, Check]:
     kind = r.randrange(6)
     if kind == 0:
         return "root=/dev/nfs", lambda i, _: i.boot.root.kind == "nfs"
-    u = "".join(r.choice("0123456789abcdef") for _ in range(8))
+    u = r.randbytes(4).hex()
     text, want = [
         (f"root=/dev/vd{u[0] if u[0].isalpha() else 'a'}1", None),
         (f"root=UUID={u.upper()}-1234", ("uuid", f"{u}-1234", 0)),
@@ -271,7 +273,8 @@ def _console(r: random.Random) -> tuple[str, Check]:
 def _netroot(r: random.Random) -> list[tuple[str, Check]]:
     port = r.randrange(1, 65536)
     url = f"http://10.9.8.7:{port}/img/root-{r.randrange(1000)}.squashfs"
-    digest = "".join(r.choice("0123456789abcdefABCDEF") for _ in range(64))
+    digest = r.randbytes(32).hex()
+    digest = digest.upper() if r.random() < 0.3 else digest
     timeout = r.randrange(1, 3601)
 
     def netroot(i: BootInput) -> tuple[str, str, float] | None:
@@ -318,8 +321,7 @@ BAKEABLE_KEYS = frozenset({*cmdline.HANDLERS, *bootcfg.KEYS} - {"console"})
 def _junk(r: random.Random) -> bytes:
     """Bytes that name no parameter PID 1 reads, whatever the kernel splits them into."""
     while True:
-        n = r.randrange(1, 40)
-        data = bytes(r.randrange(1, 256) for _ in range(n)).replace(b'"', b"'")
+        data = r.randbytes(r.randrange(1, 40)).translate(_NO_NUL_OR_QUOTE)
         if r.random() < 0.15:  # a quoted stretch closed inside the token
             data = data + b'"' + data.replace(b"'", b"") + b'"x'
         line = kcmdline.parse_line(data)
@@ -336,7 +338,7 @@ def _hostile(r: random.Random, key: str) -> bytes:
     choices = HOSTILE.get(key, ())
     if choices and r.random() < 0.6:
         return kcmdline.to_bytes(f"{key}={r.choice(choices)}")
-    body = bytes(r.randrange(0x21, 0x7F) for _ in range(r.randrange(0, 12))).replace(b'"', b"")
+    body = r.randbytes(r.randrange(0, 12)).translate(_PRINTABLE_ASCII).replace(b'"', b"")
     cut = r.randrange(len(body) + 1)
     return key.encode() + b"=" + body[:cut] + r.choice(NOT_UTF8) + body[cut:]
 
