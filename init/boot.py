@@ -27,6 +27,7 @@ from init import (
     mounts,
     pid1,
     procs,
+    rescue,
     rootdev,
     switchroot,
 )
@@ -285,11 +286,13 @@ def do_switch_root(state: BootState) -> NoReturn:
     handle = state.daemon
     argv = [plan.init, *cfg.init_args]
     pid1.guard(keep_managers_off, state)
-    _hand_over(state, "switch_root")
+    _hand_over(state, "switch_root", plan.init)
     switchroot.execute(
         plan, argv, ENV,
         keep_fds=(handle.notify_fd,) if handle else (),
         before_exec=handle.announce_switch if handle else None,
+        # state.json names the init that runs, also when a later one does.
+        before_next_init=lambda path: record_state(state, "switch_root", path),
     )  # fmt: skip
 
 
@@ -334,13 +337,17 @@ def boot_once(state: BootState) -> NoReturn:
     do_switch_root(state)
 
 
-def fallback(state: BootState, reason: str) -> NoReturn:
+def fallback(state: BootState, reason: str, *, wiped: bool = False) -> NoReturn:
+    """The end of the road: a shell if there is one to run, else halt."""
     _log.critical("FATAL: %s", reason)
     pid1.guard(record_state, state, f"fallback: {reason}")
-    if state.cfg.mosshell:
+    if wiped:  # no initramfs left: the new root's /bin/sh, if it has one
+        pid1.guard(rescue.after_wipe)
+    elif state.cfg.mosshell:
         _log.critical("mosshell: starting the emergency shell on the console")
         pid1.emergency_shell()
-    _log.critical("add 'mosshell' to the kernel command line for an emergency shell")
+    else:
+        _log.critical("add 'mosshell' to the kernel command line for an emergency shell")
     pid1.halt(reason)
 
 
@@ -375,11 +382,12 @@ def _setup(state: BootState) -> None:
 def main() -> NoReturn:
     state = BootState(bootcfg.BootConfig())  # defaults until the command line is read
     pid1.guard(_setup, state)
-    reason = "unknown"
+    reason, wiped = "unknown", False
     for attempt in range(1, MAX_ATTEMPTS + 1):
         result = pid1.guard(boot_once, state)
         reason = f"{type(result).__name__}: {result}"
-        if isinstance(result, switchroot.SwitchRootFailed):
+        wiped = isinstance(result, switchroot.SwitchRootFailed)
+        if wiped:
             break  # the initramfs is gone: nothing left to retry with
         if attempt < MAX_ATTEMPTS:
             _log.error(
@@ -392,4 +400,4 @@ def main() -> NoReturn:
             with contextlib.suppress(BaseException):
                 time.sleep(RETRY_DELAY)
                 procs.reap_orphans()
-    fallback(state, reason)
+    fallback(state, reason, wiped=wiped)

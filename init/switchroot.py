@@ -3,9 +3,14 @@
 The sequence is the classic one (put the API mounts into the new root, empty
 the initramfs, move the new root onto ``/``, chroot, exec the new init), but a
 wipe followed by a failed exec leaves a machine with no userspace at all. So
-``preflight`` proves every precondition first and only then ``switch_root``
-starts changing state. The wipe walks directory fds and never crosses a mount
-point or follows a symlink, so a mistake in the plan cannot reach the new root.
+``preflight`` proves every precondition first, including that the kernel
+will run the chosen init inside the new root (``init.initcheck``), and only
+then ``execute`` starts changing state (the wipe is ``init.wipe``).
+
+An exec can still fail after the wipe (ENOMEM, a race with the disk). Then
+the later candidates of the list are tried, each checked again, and if none
+execs ``SwitchRootFailed`` goes up to ``boot.fallback``, which runs the new
+root's ``/bin/sh`` (``init.rescue``).
 
 The API mounts are bound (``MS_BIND|MS_REC``), not moved: the initramfs keeps
 its own /proc, /sys, /dev and /run underneath. Daemons that stay in the
@@ -22,12 +27,14 @@ import signal
 import stat
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, NoReturn
 
+from init import initcheck, wipe
 from init import syscalls as sc
+from init.initcheck import ElfId, InitChoice, NotRunnable
 from mosnet import log as mlog
-from mosnet.errors import MosnetError
+from mosnet.errors import MosnetError, shown
 
 _log = mlog.get("init.switchroot")
 
@@ -37,10 +44,7 @@ INITRD_RELEASE = "/etc/initrd-release"
 # An appended image (chain mode) sits on a distro initramfs that may lack
 # /etc/initrd-release; its /mosnet-init marks it as an initramfs just as well.
 APPENDED_MARKER = "/mosnet-init"
-# The kernel's own fallback order when no init= is given (init/main.c).
-INIT_CANDIDATES = ("/sbin/init", "/etc/init", "/bin/init", "/bin/sh")
 API_MOUNTS = ("/dev", "/proc", "/sys", "/run")
-_MAX_SYMLINKS = 40  # same limit as the kernel's path walk
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.statfs.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
@@ -72,14 +76,8 @@ class Plan:
     init_resolved: str  # where that path really leads inside the new root
     root_dev: int
     moves: tuple[MountMove, ...]
-
-
-@dataclass(frozen=True)
-class WipeReport:
-    files: int
-    dirs: int
-    skipped_mounts: tuple[str, ...]
-    errors: tuple[str, ...]
+    later: tuple[str, ...] = ()  # candidates to exec if ``init`` fails after the wipe
+    accept: frozenset[ElfId] = field(default=frozenset(), repr=False)  # what this kernel runs
 
 
 def _oserror(what: str) -> OSError:
@@ -135,72 +133,6 @@ def is_mount_point(path: str, mounts: frozenset[str] | None) -> bool:
     return here.st_dev != parent.st_dev or here.st_ino == parent.st_ino
 
 
-def resolve_in_root(root: str, path: str) -> str:
-    """Resolve ``path`` as the kernel will after chroot(root), symlinks included.
-
-    Absolute link targets restart at ``root`` (not at our current ``/``), and a
-    ``..`` that would climb above ``root`` is refused rather than clamped: a
-    link like that is broken or hostile, and we only get one try. Returns the
-    resolved path relative to ``root``, as an absolute path.
-    """
-    todo = [p for p in path.split("/") if p]
-    done: list[str] = []
-    links = 0
-    while todo:
-        part = todo.pop(0)
-        if part == ".":
-            continue
-        if part == "..":
-            if not done:
-                raise SwitchRootRefused(f"{path}: a '..' escapes the new root {root}")
-            done.pop()
-            continue
-        host = os.path.join(root, *done, part)
-        try:
-            st = os.lstat(host)
-        except OSError as e:
-            raise SwitchRootRefused(f"{path}: {host} does not exist ({e.strerror})") from e
-        if not stat.S_ISLNK(st.st_mode):
-            done.append(part)
-            continue
-        links += 1
-        if links > _MAX_SYMLINKS:
-            raise SwitchRootRefused(f"{path}: too many levels of symbolic links")
-        target = os.readlink(host)
-        if target.startswith("/"):
-            done = []
-        todo = [p for p in target.split("/") if p] + todo
-    return "/" + "/".join(done)
-
-
-def _check_init(new_root: str, init: str) -> str:
-    resolved = resolve_in_root(new_root, init)
-    host = os.path.join(new_root, resolved.lstrip("/"))
-    try:
-        st = os.stat(host)
-    except OSError as e:
-        raise SwitchRootRefused(f"init {init} -> {resolved}: {e.strerror}") from e
-    if not stat.S_ISREG(st.st_mode):
-        raise SwitchRootRefused(f"init {init} -> {resolved} is not a regular file")
-    if not st.st_mode & 0o111:  # root may execute a file with any x bit
-        raise SwitchRootRefused(f"init {init} -> {resolved} is not executable")
-    return resolved
-
-
-def _pick_init(new_root: str, init_path: str | None) -> tuple[str, str]:
-    if init_path is not None:
-        if not init_path.startswith("/"):
-            raise SwitchRootRefused(f"init path {init_path!r} must be absolute")
-        return init_path, _check_init(new_root, init_path)
-    reasons = []
-    for candidate in INIT_CANDIDATES:
-        try:
-            return candidate, _check_init(new_root, candidate)
-        except SwitchRootRefused as e:
-            reasons.append(str(e))
-    raise SwitchRootRefused("no usable init in the new root: " + "; ".join(reasons))
-
-
 def _check_current_root(require_pid1: bool) -> os.stat_result:
     if require_pid1 and os.getpid() != 1:
         raise SwitchRootRefused(f"we are PID {os.getpid()}, not PID 1")
@@ -250,6 +182,25 @@ def _plan_moves(new_root: str, mounts: frozenset[str] | None) -> tuple[MountMove
     return tuple(moves)
 
 
+def _choose_init(new_root: str, init_path: str | None) -> tuple[InitChoice, frozenset[ElfId]]:
+    """The first candidate the kernel will run; each refusal logged on its own line."""
+    accept = initcheck.machine_ids()
+    try:
+        choice = initcheck.pick_init(new_root, init_path, accept)
+    except NotRunnable as e:
+        raise SwitchRootRefused(str(e)) from e
+    for path, reason in choice.refused:
+        if path == init_path:
+            defaults = ", ".join(c for c in initcheck.INIT_CANDIDATES if c != path)
+            _log.error("switch_root: init= refused: %s; trying %s", reason, defaults)
+        else:
+            _log.warning("switch_root: refused %s", reason)
+    init = choice.init
+    where = "" if init.resolved == init.path else f" -> {shown(init.resolved)}"
+    _log.info("switch_root: init %s%s: %s", shown(init.path), where, init.how)
+    return choice, accept
+
+
 def preflight(new_root: str, init_path: str | None, *, require_pid1: bool = True) -> Plan:
     """Prove that a switch into ``new_root`` can succeed. Changes nothing."""
     root = _check_current_root(require_pid1)
@@ -258,83 +209,10 @@ def preflight(new_root: str, init_path: str | None, *, require_pid1: bool = True
         raise SwitchRootRefused("new root is / itself")
     mounts = mount_points()
     _check_new_root(new_root, root, mounts)
-    init, resolved = _pick_init(new_root, init_path)
-    return Plan(new_root, init, resolved, root.st_dev, _plan_moves(new_root, mounts))
-
-
-class _Wipe:
-    """Mutable tallies for one wipe; frozen into a WipeReport at the end."""
-
-    def __init__(self, root_dev: int) -> None:
-        self.root_dev = root_dev
-        self.files = 0
-        self.dirs = 0
-        self.skipped: list[str] = []
-        self.errors: list[str] = []
-
-    def error(self, path: str, exc: OSError) -> None:
-        self.errors.append(f"{path}: {exc.strerror or exc}")
-        _log.warning("wipe: cannot remove %s: %s", path, exc.strerror or exc)
-
-
-def _wipe_entry(w: _Wipe, dir_fd: int, name: str, path: str) -> None:
-    try:
-        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except OSError as e:
-        w.error(path, e)
-        return
-    if st.st_dev != w.root_dev:
-        w.skipped.append(path)  # a mount point (the new root among them): hands off
-        return
-    if not stat.S_ISDIR(st.st_mode):
-        try:
-            os.unlink(name, dir_fd=dir_fd)
-            w.files += 1
-        except OSError as e:
-            w.error(path, e)
-        return
-    try:
-        fd = os.open(
-            name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd
-        )
-    except OSError as e:
-        w.error(path, e)
-        return
-    try:
-        if os.fstat(fd).st_dev != w.root_dev:  # it changed under us: leave it
-            w.skipped.append(path)
-            return
-        _wipe_dir(w, fd, path)
-    finally:
-        os.close(fd)
-    try:
-        os.rmdir(name, dir_fd=dir_fd)
-        w.dirs += 1
-    except OSError as e:
-        w.error(path, e)
-
-
-def _wipe_dir(w: _Wipe, dir_fd: int, path: str) -> None:
-    try:
-        with os.scandir(dir_fd) as it:
-            names = [entry.name for entry in it]
-    except OSError as e:
-        w.error(path, e)
-        return
-    for name in names:
-        _wipe_entry(w, dir_fd, name, f"{path.rstrip('/')}/{name}")
-
-
-def wipe_tree(dir_fd: int, root_dev: int, *, path: str = "/") -> WipeReport:
-    """Delete everything below ``dir_fd`` that lives on device ``root_dev``.
-
-    Never follows symlinks (they are unlinked) and never enters an entry on
-    another device (a mount point). Best effort: failures are counted and
-    logged, never raised. ``path`` only names entries in the report.
-    """
-    w = _Wipe(root_dev)
-    _wipe_dir(w, dir_fd, path)
-    return WipeReport(w.files, w.dirs, tuple(w.skipped), tuple(w.errors))
+    choice, accept = _choose_init(new_root, init_path)
+    init = choice.init
+    moves = _plan_moves(new_root, mounts)
+    return Plan(new_root, init.path, init.resolved, root.st_dev, moves, choice.later, accept)
 
 
 def _apply_move(move: MountMove) -> None:
@@ -381,26 +259,10 @@ def _enter_new_root(new_root: str) -> None:
         raise SwitchRootFailed(f"entering {new_root} after the wipe failed: {e}") from e
 
 
-def execute(
-    plan: Plan,
-    argv: Sequence[str],
-    env: Mapping[str, str],
-    *,
-    keep_fds: Sequence[int] = (),
-    before_exec: Callable[[], None] | None = None,
-) -> NoReturn:
-    """Carry out a ``Plan``: move mounts, wipe, move the root, chroot, exec."""
-    try:
-        # MS_MOVE refuses mounts whose parent is shared.
-        _mount(None, "/", sc.MS_REC | sc.MS_PRIVATE)
-    except OSError as e:
-        raise SwitchRootRefused(f"cannot make / private: {e}") from e
-    _prepare_fds(keep_fds)
-    for move in plan.moves:
-        _apply_move(move)
+def _wipe_and_enter(plan: Plan) -> None:
     root_fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        report = wipe_tree(root_fd, plan.root_dev)
+        report = wipe.wipe_tree(root_fd, plan.root_dev)
     finally:
         os.close(root_fd)
     _log.info(
@@ -411,26 +273,85 @@ def execute(
         len(report.errors),
     )
     _enter_new_root(plan.new_root)
-    if before_exec is not None:
+
+
+def _call_hook(name: str, hook: Callable[..., None] | None, *args: str) -> None:
+    if hook is not None:
         try:
-            before_exec()
+            hook(*args)
         except Exception:  # the new init must still run
-            _log.exception("switch_root: before_exec hook failed")
-    _exec(plan, argv, env)
+            _log.exception("switch_root: %s hook failed", name)
 
 
-def _exec(plan: Plan, argv: Sequence[str], env: Mapping[str, str]) -> NoReturn:
-    args = list(argv) or [plan.init]
-    _log.info("switch_root: exec %s (%s) %s", plan.init, plan.init_resolved, args[1:])
+def execute(
+    plan: Plan,
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    keep_fds: Sequence[int] = (),
+    before_exec: Callable[[], None] | None = None,
+    before_next_init: Callable[[str], None] | None = None,
+) -> NoReturn:
+    """Carry out a ``Plan``: move mounts, wipe, move the root, chroot, exec.
+
+    ``before_exec`` runs once, in the new root; ``before_next_init(path)``
+    before each later candidate is exec'd after the chosen one failed.
+    Once the wipe has begun every error comes up as ``SwitchRootFailed``.
+    """
+    try:
+        # MS_MOVE refuses mounts whose parent is shared.
+        _mount(None, "/", sc.MS_REC | sc.MS_PRIVATE)
+    except OSError as e:
+        raise SwitchRootRefused(f"cannot make / private: {e}") from e
+    _prepare_fds(keep_fds)
+    for move in plan.moves:
+        _apply_move(move)
+    try:
+        _wipe_and_enter(plan)
+        _call_hook("before_exec", before_exec)
+        _exec_init(plan, argv, env, before_next_init)
+    except SwitchRootFailed:
+        raise
+    except Exception as e:  # the initramfs is (partly) gone: no retry may assume it
+        raise SwitchRootFailed(f"switch_root failed after the wipe began: {e!r}") from e
+
+
+def _try_exec(path: str, args: list[str], env: Mapping[str, str]) -> str:
+    """execve; returns only on failure, with the reason."""
+    _log.info("switch_root: exec %s %s", shown(path), " ".join(shown(a, 60) for a in args[1:]))
     with contextlib.suppress(Exception):
         sys.stdout.flush()
         sys.stderr.flush()
     # SIG_IGN survives exec; the new init must start with default SIGPIPE.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
-        os.execve(plan.init, args, dict(env))
+        os.execve(path, args, dict(env))
     except OSError as e:
-        raise SwitchRootFailed(f"exec {plan.init} failed after the wipe: {e}") from e
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # still PID 1: init.pid1's setting
+        reason = f"{shown(path)}: {e.strerror or e}"
+    _log.error("switch_root: exec failed after the wipe: %s", reason)
+    return reason
+
+
+def _exec_init(
+    plan: Plan,
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    before_next_init: Callable[[str], None] | None,
+) -> NoReturn:
+    """The chosen init, then each later candidate that still passes the checks."""
+    failures = [_try_exec(plan.init, list(argv) or [plan.init], env)]
+    for path in plan.later:
+        try:
+            found = initcheck.check_runnable("/", path, plan.accept)
+        except NotRunnable as e:
+            _log.warning("switch_root: refused %s", e)
+            failures.append(str(e))
+            continue
+        _log.warning("switch_root: next init %s: %s", shown(path), found.how)
+        _call_hook("before_next_init", before_next_init, path)
+        failures.append(_try_exec(path, [path, *argv[1:]], env))
+    raise SwitchRootFailed("no init of the new root would exec: " + "; ".join(failures))
 
 
 def switch_root(
@@ -441,6 +362,7 @@ def switch_root(
     *,
     keep_fds: Sequence[int] = (),
     before_exec: Callable[[], None] | None = None,
+    before_next_init: Callable[[str], None] | None = None,
     require_pid1: bool = True,
 ) -> NoReturn:
     """Switch into ``new_root`` and exec its init; returns only by raising.
@@ -450,4 +372,7 @@ def switch_root(
     """
     plan = preflight(new_root, init_path, require_pid1=require_pid1)
     _log.info("switch_root: plan %s", plan)
-    execute(plan, argv, env, keep_fds=keep_fds, before_exec=before_exec)
+    execute(
+        plan, argv, env,
+        keep_fds=keep_fds, before_exec=before_exec, before_next_init=before_next_init,
+    )  # fmt: skip

@@ -2,10 +2,15 @@
 # Build the demo/test root filesystem: an ext4 image holding static busybox
 # and qemu/root/init as /sbin/init, plus nft, iproute2's ip and the OVS
 # client tools. No loop mount needed (mkfs.ext4 -d).
-# usage: qemu/mkroot.sh OUT.img
+# usage: qemu/mkroot.sh OUT.img [badinit]
+# badinit: /sbin/init is qemu/root/init-missing-interp (a script whose
+# interpreter the root lacks) and qemu/root/init is /etc/init, the next
+# candidate (tests/qemu/test_boot_badinit.py).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$top/out/testroot.img}
+variant=${2:-}
+case $variant in ""|badinit) ;; *) echo "mkroot.sh: unknown variant '$variant'" >&2; exit 2 ;; esac
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage"/{bin,sbin,etc,proc,sys,dev,run,tmp,root,usr/bin,usr/sbin}
@@ -15,6 +20,10 @@ for applet in $("$stage/bin/busybox" --list); do
     [ -e "$stage/bin/$applet" ] || ln -s busybox "$stage/bin/$applet"
 done
 install -m 0755 "$top/qemu/root/init" "$stage/sbin/init"
+if [ "$variant" = badinit ]; then
+    mv "$stage/sbin/init" "$stage/etc/init"
+    install -m 0755 "$top/qemu/root/init-missing-interp" "$stage/sbin/init"
+fi
 # nft and iproute2's ip (as ip.iproute2: busybox owns "ip") with their
 # libraries, found by the project's own ELF resolver, so tests can list the
 # firewall tables and build a container namespace in the real root.

@@ -16,6 +16,7 @@ import sys
 import pytest
 
 from init import switchroot as sr
+from init import wipe
 
 HELPER = pathlib.Path(__file__).parent / "helpers" / "switchroot_helper.py"
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -72,12 +73,12 @@ def run_scenario(scenario: str, work: pathlib.Path) -> dict[str, object]:
         ("newroot-subdir", "is not a mount point"),
         ("newroot-bind-same-fs", "on the initramfs filesystem itself"),
         ("init-missing", "does not exist"),
-        ("init-none-missing", "no usable init"),
+        ("init-none-missing", "no runnable init"),
         ("init-not-exec", "is not executable"),
         ("init-dir", "is not a regular file"),
         ("init-escape-dotdot", "escapes the new root"),
         # Resolved naively on the host it would hit the initramfs copy.
-        ("init-escape-abs", "/newroot/only-in-initramfs does not exist"),
+        ("init-escape-abs", "'/newroot/only-in-initramfs' does not exist"),
     ],
 )
 def test_refusal_deletes_nothing(scenario: str, reason: str, tmp_path: pathlib.Path) -> None:
@@ -123,6 +124,56 @@ def test_real_switch_as_pid1(tmp_path: pathlib.Path) -> None:
         assert "cannot remove /stuck/immutable" in str(res["stderr"])
 
 
+@needs_root
+def test_init_with_missing_interpreter_is_refused_and_the_next_runs(
+    tmp_path: pathlib.Path,
+) -> None:
+    """/sbin/init is '#!/nonexistent/sh': refused before the wipe, /etc/init runs."""
+    res = run_scenario("init-bad-interp", tmp_path)
+    out, err = str(res["stdout"]), str(res["stderr"])
+    assert "NEXT-INIT=/etc/init" in out and "SWITCHED pid=1" in out, res
+    assert "switch_root: init= refused: '/sbin/init': its #! interpreter" in err, err
+    assert "'/nonexistent/sh'" in err and "trying /etc/init, /bin/init, /bin/sh" in err
+    assert "switch_root: init '/etc/init': #! '/bin/sh'" in err
+    alive = res["alive"]
+    assert isinstance(alive, dict) and not alive["canary-a"] and alive["newroot/sbin/init"]
+
+
+@needs_root
+def test_exec_failing_after_the_wipe_runs_the_next_init(tmp_path: pathlib.Path) -> None:
+    res = run_scenario("exec-fails-next", tmp_path)
+    out, err = str(res["stdout"]), str(res["stderr"])
+    assert "switch_root: exec failed after the wipe: '/sbin/init'" in err, err
+    # The hook (state.json in the boot) hears of it, then the script is PID 1.
+    assert out.index("NEXT: /etc/init") < out.index("NEXT-INIT=/etc/init"), out
+    assert "SWITCHED pid=1" in out and "keep=ok" in out
+    alive = res["alive"]
+    assert isinstance(alive, dict) and not alive["canary-a"]
+
+
+@needs_root
+def test_no_init_execs_after_the_wipe_the_root_shell_is_respawned(
+    tmp_path: pathlib.Path,
+) -> None:
+    res = run_scenario("exec-fails-rescue", tmp_path)
+    out, err = str(res["stdout"]), str(res["stderr"])
+    assert "FAILED: no init of the new root would exec" in out, res
+    assert "starting /bin/sh of the new root on the console" in err, err
+    runs = str(res["rescue_log"]).splitlines()
+    # Two runs, each a child of PID 1 (still us, never the shell itself).
+    assert len(runs) >= 2 and all(r.endswith("ppid=1") for r in runs), runs
+    assert "emergency shell exited; respawning" in err
+    assert "NO-RESCUE" not in out
+
+
+@needs_root
+def test_nothing_runnable_after_the_wipe(tmp_path: pathlib.Path) -> None:
+    res = run_scenario("exec-fails-nothing", tmp_path)
+    out, err = str(res["stdout"]), str(res["stderr"])
+    assert "FAILED: no init of the new root would exec" in out, res
+    assert "no rescue shell: '/bin/sh'" in err and out.rstrip().endswith("NO-RESCUE"), res
+
+
 # --- in-process tests: no privileges, nothing outside tmp_path is touched ---
 
 
@@ -139,7 +190,7 @@ def test_wipe_tree_keeps_symlink_targets(tmp_path: pathlib.Path) -> None:
     (tree / "dangling").symlink_to("/nonexistent/x")
     fd = os.open(tree, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        report = sr.wipe_tree(fd, os.stat(tree).st_dev)
+        report = wipe.wipe_tree(fd, os.stat(tree).st_dev)
     finally:
         os.close(fd)
     assert os.listdir(tree) == []
@@ -154,28 +205,11 @@ def test_wipe_tree_skips_other_devices(tmp_path: pathlib.Path) -> None:
     fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         # Pretend the root is another device: every entry looks like a mount.
-        report = sr.wipe_tree(fd, os.stat(tmp_path).st_dev + 1, path="/x")
+        report = wipe.wipe_tree(fd, os.stat(tmp_path).st_dev + 1, path="/x")
     finally:
         os.close(fd)
     assert sorted(os.listdir(tmp_path)) == ["d", "f"]
     assert sorted(report.skipped_mounts) == ["/x/d", "/x/f"]
-
-
-def test_resolve_in_root(tmp_path: pathlib.Path) -> None:
-    (tmp_path / "lib" / "systemd").mkdir(parents=True)
-    (tmp_path / "lib" / "systemd" / "systemd").write_text("")
-    (tmp_path / "sbin").mkdir()
-    (tmp_path / "sbin" / "init").symlink_to("/lib/systemd/systemd")
-    (tmp_path / "sbin" / "rel").symlink_to("../lib/systemd/../systemd/systemd")
-    (tmp_path / "sbin" / "loop").symlink_to("loop")
-    (tmp_path / "sbin" / "up").symlink_to("../../etc/passwd")
-    root = str(tmp_path)
-    assert sr.resolve_in_root(root, "/sbin/init") == "/lib/systemd/systemd"
-    assert sr.resolve_in_root(root, "/sbin/rel") == "/lib/systemd/systemd"
-    with pytest.raises(sr.SwitchRootRefused, match="too many levels"):
-        sr.resolve_in_root(root, "/sbin/loop")
-    with pytest.raises(sr.SwitchRootRefused, match="escapes"):
-        sr.resolve_in_root(root, "/sbin/up")
 
 
 def test_preflight_refuses_when_not_pid1(tmp_path: pathlib.Path) -> None:

@@ -6,6 +6,12 @@ a foreign mount and API mounts, then runs ``inner`` as PID 1 of a new pid and
 mount namespace. ``inner`` chroots into the fake initramfs and calls
 switch_root. Afterwards ``outer`` inspects the (shared) tmpfs contents and
 prints one JSON object.
+
+The ``exec-fails-*`` scenarios lose a race on purpose: the chosen init passes
+every check and is deleted right before the exec, after the wipe. What runs
+then is the next init (``exec-fails-next``), the new root's /bin/sh respawned
+by PID 1 (``exec-fails-rescue``, whose shell reads its commands from a file
+standing in for the console) or nothing (``exec-fails-nothing``).
 """
 
 from __future__ import annotations
@@ -18,9 +24,11 @@ import shutil
 import struct
 import subprocess
 import sys
+import time
+from typing import NoReturn
 
-import init.pid1  # noqa: F401  (imported before chroot: no imports work after)
 import init.switchroot as sr
+from init import pid1, rescue  # imported before chroot: no imports work after
 from mosnet import log as mlog
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -33,6 +41,12 @@ SCRIPT = (
     "[ -e /run/canary ] && echo run=ok; [ -e /keep/canary ] && echo keep=ok; "
     "for f in /*; do echo entry=$f; done"
 )
+# The next candidate: a script, so it runs the same checks as argv[2] of sh.
+NEXT_INIT = '#!/bin/sh\necho "NEXT-INIT=$0"\neval "$2"\n'
+RESCUE_INPUT = "echo RESCUE pid=$$ ppid=$PPID >> /keep/rescue.log\n"
+RESCUE_LOG = "newroot/keep/rescue.log"
+WITH_SHELL = ("init-bad-interp", "exec-fails-next", "exec-fails-rescue")
+WITH_NEXT = ("init-bad-interp", "exec-fails-next")
 
 
 def mount(src: str, target: str, fstype: str | None, flags: int = 0, data: str = "") -> None:
@@ -88,9 +102,19 @@ def build_new_root(nr: str, scenario: str) -> None:
         os.symlink("/only-in-initramfs/init", f"{nr}/sbin/init")
     elif scenario == "init-dir":
         os.makedirs(f"{nr}/sbin/init")
+    elif scenario == "init-bad-interp":
+        write(f"{nr}/sbin/init", "#!/nonexistent/sh\nexit 0\n", 0o755)
     else:
         # Absolute: must resolve inside the new root, as after the chroot.
         os.symlink("/lib/systemd/systemd", f"{nr}/sbin/init")
+    if scenario in WITH_SHELL:
+        os.makedirs(f"{nr}/bin", exist_ok=True)
+        shutil.copy("/bin/busybox", f"{nr}/bin/busybox")
+        os.symlink("busybox", f"{nr}/bin/sh")
+    if scenario in WITH_NEXT:
+        write(f"{nr}/etc/init", NEXT_INIT, 0o755)
+    if scenario == "exec-fails-rescue":
+        write(f"{nr}/rescue-console", RESCUE_INPUT)
 
 
 def build_initramfs(ir: str, scenario: str) -> dict[str, object]:
@@ -148,20 +172,33 @@ def survivors(ir: str) -> dict[str, bool]:
     return {n: os.path.lexists(os.path.join(ir, n)) for n in names}
 
 
+def _run_inner(cmd: list[str], scenario: str, ir: str) -> subprocess.CompletedProcess[str]:
+    argv = [*cmd, sys.executable, __file__, "inner", scenario, ir]
+    if scenario != "exec-fails-rescue":
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    # PID 1 respawns the rescue shell for ever: wait for two runs, then end it.
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as p:
+        deadline = time.monotonic() + 60
+        log = os.path.join(ir, RESCUE_LOG)
+        while time.monotonic() < deadline and p.poll() is None:
+            if os.path.exists(log) and len(open(log).read().splitlines()) >= 2:
+                break
+            time.sleep(0.1)
+        p.kill()  # --kill-child takes PID 1 of the namespace with it
+        out, err = p.communicate(timeout=30)
+    return subprocess.CompletedProcess(argv, p.returncode, out, err)
+
+
 def outer(scenario: str, work: str) -> None:
     ir = f"{work}/initrd"
     info = build_initramfs(ir, scenario)
-    cmd = ["unshare", "--mount", "--pid", "--fork"]
+    cmd = ["unshare", "--mount", "--pid", "--fork", "--kill-child"]
     if scenario == "not-pid1":
         cmd = ["unshare", "--mount"]
-    proc = subprocess.run(
-        [*cmd, sys.executable, __file__, "inner", scenario, ir],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = _run_inner(cmd, scenario, ir)
     if info["immutable"]:
         set_immutable(f"{ir}/stuck/immutable", False)
+    log = os.path.join(ir, RESCUE_LOG)
     print(
         json.dumps(
             {
@@ -169,10 +206,20 @@ def outer(scenario: str, work: str) -> None:
                 "stdout": proc.stdout,
                 "stderr": proc.stderr,
                 "alive": survivors(ir),
+                "rescue_log": open(log).read() if os.path.exists(log) else None,
                 **info,
             }
         )
     )
+
+
+def _lose_the_race() -> None:
+    """Runs in the new root after the wipe: the checked init disappears."""
+    os.unlink("/lib/systemd/systemd")
+
+
+def _rescue_console(shell: str) -> NoReturn:
+    pid1.emergency_shell(shell, "/rescue-console", tick=0.05, respawn_delay=0.2)
 
 
 def inner(scenario: str, ir: str) -> None:
@@ -185,11 +232,17 @@ def inner(scenario: str, ir: str) -> None:
     if scenario == "init-none-missing":
         init = None
     try:
-        sr.switch_root("/newroot", init, ["sh", "-c", SCRIPT], {"PATH": "/sbin"})
+        sr.switch_root(
+            "/newroot", init, ["sh", "-c", SCRIPT], {"PATH": "/sbin"},
+            before_exec=_lose_the_race if scenario.startswith("exec-fails") else None,
+            before_next_init=lambda path: print(f"NEXT: {path}", flush=True),
+        )  # fmt: skip
     except sr.SwitchRootRefused as e:
         print(f"REFUSED: {e}", flush=True)
     except sr.SwitchRootFailed as e:
         print(f"FAILED: {e}", flush=True)
+        rescue.after_wipe(run_shell=_rescue_console)
+        print("NO-RESCUE", flush=True)
 
 
 if __name__ == "__main__":
