@@ -4,9 +4,10 @@ The boot is imported under a guard: a module missing from the image, an
 exception or a MemoryError at import time, or ``boot.main`` ever returning
 must not end PID 1 (the kernel would panic). The guard cannot count on
 ``init.pid1`` or ``mosnet.log``, which may be what failed to import, so it
-only uses the interpreter's own modules: it writes to /dev/kmsg and the
-console with os.write and keeps a shell on the console, respawned ever more
-slowly while it dies at once, reaping every child.
+only uses the interpreter's own modules: it writes to /dev/kmsg (which the
+kernel echoes on the console; the console itself if kmsg fails) with
+os.write and keeps a shell on the console, respawned ever more slowly while
+it dies at once, reaping every child.
 """
 
 from __future__ import annotations
@@ -24,20 +25,30 @@ FIRST_DELAY = 1.0  # s before the first respawn; doubles while shells die at onc
 MAX_DELAY = 30.0
 STEADY = 10.0  # s: a shell that lived this long resets the delay
 MAX_FRAMES = 12
+_AS_PID1 = os.getpid() == 1  # the forked shell child logs as PID 1 does
 
 
-def _say(text: str, prio: int = 2) -> None:
-    """One line to /dev/kmsg and the console (fd 2); never raises."""
-    data = text.encode("utf-8", "backslashreplace")[:900]
-    with contextlib.suppress(OSError):
+def _to_kmsg(line: bytes) -> bool:
+    if not _AS_PID1:  # a run by hand stays out of the kernel log: stderr only
+        return False
+    try:
         flags = os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
         fd = os.open("/dev/kmsg", flags)
         try:
-            os.write(fd, b"<%d>mosnet-init: %s\n" % (prio, data))
+            os.write(fd, line)
         finally:
             os.close(fd)
-    with contextlib.suppress(OSError):
-        os.write(2, b"mosnet-init: %s\n" % data)
+    except OSError:
+        return False
+    return True
+
+
+def _say(text: str, prio: int = 2) -> None:
+    """One line to /dev/kmsg (the kernel echoes it on the console), else to fd 2."""
+    data = text.encode("utf-8", "backslashreplace")[:900]
+    if not _to_kmsg(b"<%d>mosnet-init: %s\n" % (prio, data)):
+        with contextlib.suppress(OSError):
+            os.write(2, b"mosnet-init: %s\n" % data)
 
 
 def _frames(tb: TracebackType | None) -> list[str]:
@@ -132,7 +143,7 @@ def main() -> NoReturn:
         _say("boot.main returned")
     except BaseException as exc:  # PID 1 must not unwind, whatever failed
         _report(exc)
-    if os.getpid() != 1:  # run by hand: an exit code is the right answer
+    if not _AS_PID1:  # run by hand: an exit code is the right answer
         os._exit(1)
     rescue_forever()
 
