@@ -46,6 +46,10 @@ RECORDED_SIGNALS = (
 LINUX_REBOOT_CMD_HALT = 0xCDEF0123
 LINUX_REBOOT_CMD_POWER_OFF = 0x4321FEDC
 LINUX_REBOOT_CMD_CAD_OFF = 0x00000000
+# A shell that keeps dying at once is respawned ever more slowly, so its log
+# lines do not push the boot's own story out of the kernel ring buffer.
+SHELL_STEADY = 10.0  # s: a shell that lived this long resets the delay
+SHELL_MAX_DELAY = 30.0
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.reboot.argtypes = [ctypes.c_int]
@@ -252,14 +256,23 @@ def emergency_shell(
     tick: float = 0.5,
     respawn_delay: float = 1.0,
 ) -> NoReturn:
-    """A shell on the console, respawned whenever it exits. Never returns."""
+    """A shell on the console, respawned whenever it exits. Never returns.
+
+    The delay before a respawn doubles (up to SHELL_MAX_DELAY) while shells
+    die within SHELL_STEADY seconds, and starts again at ``respawn_delay``.
+    """
+    delay = respawn_delay
     while True:
+        started = time.monotonic()
         try:
             _shell_session(shell, console, tick)
         except BaseException as exc:  # e.g. the console or shell is missing
             with contextlib.suppress(BaseException):
                 _log.error("emergency shell: %r", exc)
+        if time.monotonic() - started >= SHELL_STEADY:
+            delay = respawn_delay
         # Also keeps a shell that dies at once from spinning the CPU.
         with contextlib.suppress(BaseException):
-            time.sleep(respawn_delay)
+            time.sleep(delay)
             procs.reap_orphans()
+        delay = min(delay * 2, max(SHELL_MAX_DELAY, respawn_delay))

@@ -38,6 +38,7 @@ from initramfs.elf import (
 )
 from initramfs.listing import Listed, list_image
 from initramfs.tree import Dir, Tree, to_cpio_entry
+from mosnet import atomicfile
 
 DAEMONS = ("/usr/sbin/ovsdb-server", "/usr/lib/openvswitch-switch/ovs-vswitchd")
 TOOL_NAMES = ("ovsdb-tool", "ovs-vsctl", "ovs-ofctl", "ovs-appctl", "ovs-dpctl")
@@ -207,10 +208,9 @@ class AddonReport:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
+    """Never leave a half-written image behind (a full disk keeps the old one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)  # never leave a half-written image behind
+    atomicfile.write_bytes(str(path), data)
 
 
 def _packages(path: Path | None) -> tuple[str, ...]:

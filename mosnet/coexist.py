@@ -29,7 +29,9 @@ import os
 import re
 from dataclasses import dataclass
 
-from mosnet import atomicfile, state
+from mosnet import atomicfile, log, state
+
+_log = log.get("coexist")
 
 BRIDGE = "br-mosnet"  # mosnet.bridge.BRIDGE, without importing the backends
 PEER_SUFFIX = "-br"
@@ -146,7 +148,10 @@ def render(links: OwnedLinks) -> dict[str, str]:
 
 
 def write(links: OwnedLinks, run: str = "/run") -> tuple[list[str], list[str]]:
-    """Write the files under ``run``; return (paths written, errors). Never raises OSError."""
+    """Write the files under ``run``; return (paths written, errors). Never raises OSError.
+
+    Each error is logged as well: a full /run keeps the previous file.
+    """
     written: list[str] = []
     errors: list[str] = []
     for rel, text in render(links).items():
@@ -160,6 +165,7 @@ def write(links: OwnedLinks, run: str = "/run") -> tuple[list[str], list[str]]:
             written.append(path)
         except OSError as exc:
             errors.append(f"{path}: {exc.strerror or exc}")
+            _log.warning("%s", errors[-1])
     return written, errors
 
 

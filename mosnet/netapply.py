@@ -265,7 +265,10 @@ def _add_route(a: AddRoute, ctx: _Ctx) -> None:
 
 def _write_resolv(a: WriteResolvConf, ctx: _Ctx) -> None:
     text = resolvconf.render(a.nameservers, a.search, "written by mosnet (static)")
-    resolvconf.write_atomic(a.path, text)
+    try:
+        resolvconf.write_atomic(a.path, text)
+    except OSError as exc:  # no reason to undo the network: the old file stays
+        _log.error("%s not written: %s", a.path, exc.strerror or exc)
 
 
 def _ovs_result(result: ovs.Result) -> None:

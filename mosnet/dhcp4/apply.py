@@ -101,11 +101,19 @@ def _route_args(idx: int, dst: IPv4Network, gw: IPv4Address | None, onlink: bool
     return args
 
 
-def write_lease(lease: Lease, ifname: str, directory: str) -> str:
-    """Write ``lease-<ifname>.json`` atomically for the real system to read."""
+def write_lease(lease: Lease, ifname: str, directory: str) -> bool:
+    """Write ``lease-<ifname>.json`` atomically for the real system to read.
+
+    A full or broken /run keeps the previous file and is logged: the lease
+    itself is applied and kept all the same.
+    """
     path = os.path.join(directory, f"lease-{ifname}.json")
-    atomicfile.write_json(path, {"ifname": ifname, **lease.to_json()})
-    return path
+    try:
+        atomicfile.write_json(path, {"ifname": ifname, **lease.to_json()})
+    except OSError as exc:
+        _log.error("%s not written: %s", path, exc.strerror or exc)
+        return False
+    return True
 
 
 def maybe_set_hostname(

@@ -13,8 +13,10 @@ from typing import Any
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-from mosnet import atomicfile, iproute
+from mosnet import atomicfile, iproute, log
 from mosnet.dhcp6.fsm import Lease6
+
+_log = log.get("dhcp6.apply")
 
 FOREVER = 0xFFFFFFFF  # kernel "forever" lifetime
 
@@ -46,11 +48,15 @@ def remove(lease: Lease6, ifname: str, *, ipr: Any = None) -> None:
             ip.addr("del", index=idx, address=str(lease.address), prefixlen=128)
 
 
-def write_lease(lease: Lease6, ifname: str, directory: str) -> str:
-    """Write ``lease6-<ifname>.json`` atomically for the real system to read."""
+def write_lease(lease: Lease6, ifname: str, directory: str) -> bool:
+    """Write ``lease6-<ifname>.json`` atomically; a failure keeps the old file and is logged."""
     path = os.path.join(directory, f"lease6-{ifname}.json")
-    atomicfile.write_json(path, {"ifname": ifname, **lease.to_json()})
-    return path
+    try:
+        atomicfile.write_json(path, {"ifname": ifname, **lease.to_json()})
+    except OSError as exc:
+        _log.error("%s not written: %s", path, exc.strerror or exc)
+        return False
+    return True
 
 
 def remove_lease(ifname: str, directory: str) -> None:
