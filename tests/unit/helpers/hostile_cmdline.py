@@ -34,7 +34,7 @@ KNOWN_KEYS = frozenset(
     {*bootcfg.KEYS, *cmdline.HANDLERS, *cmdline.INIT_KEYS}
     | {"loglevel", "quiet", "debug", "ignore_loglevel", "--"}
 )
-_NO_NUL_OR_QUOTE = bytes.maketrans(b'\0"', b"'\'")  # /proc/cmdline has no NUL
+_NO_NUL_OR_QUOTE = bytes.maketrans(b'\0"', b"''")  # /proc/cmdline has no NUL
 _PRINTABLE_ASCII = bytes(0x21 + b % 94 for b in range(256))
 NOT_UTF8 = (b"\xff", b"\xfe", b"\xc3(", b"\xe2\x82", b"\xed\xa0\x80", b"\x80")
 
