@@ -28,6 +28,7 @@ ADDON_HINT = (
 _SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")
 _HOST_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})")
 _URL_CHARS_RE = re.compile(r"[\x21-\x7e]*")  # printable ASCII, no spaces
+_AUTHORITY_END_RE = re.compile(r"[/?#]")  # a path, query or fragment (RFC 3986 3.2)
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 _PORT_RE = re.compile(r"[0-9]{1,16}")  # ASCII digits; the value is range-checked
 _IPV6_RE = re.compile(r"[0-9A-Fa-f:.]{2,45}(%[A-Za-z0-9_.-]{1,15})?")  # %zone: an interface
@@ -81,11 +82,10 @@ def parse_url(text: str, param: str = "mosroot") -> Url:
         raise ParamError(param, text, "http://: the image has no TLS, so https is not supported")
     if not sep or scheme.lower() != "http":
         raise ParamError(param, text, _URL_EXPECTED)
-    authority, slash, path = rest.partition("/")
-    if not slash:
-        raise ParamError(param, text, "a path after the host (printable, no spaces)")
+    authority = _AUTHORITY_END_RE.split(rest, maxsplit=1)[0]
+    path = rest[len(authority) :].partition("#")[0]
     host, port = _split_authority(authority, text, param)
-    return Url(host, port, "/" + path.partition("#")[0], text)
+    return Url(host, port, path if path.startswith("/") else "/" + path, text)
 
 
 def _split_authority(authority: str, text: str, param: str) -> tuple[str, int]:

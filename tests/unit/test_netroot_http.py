@@ -15,6 +15,7 @@ from bench.fuzz_httpget import World
 from init import httpget
 from init.httpget import HttpError
 from init.netrootcfg import Url, parse_url
+from mosnet.errors import ParamError
 
 URL = parse_url("http://10.0.0.1:8080/img/root.squashfs")
 
@@ -266,6 +267,7 @@ def test_unusual_but_valid_replies_give_the_body(reply: bytes) -> None:
     ("location", "host", "port", "path"),
     [
         (b"//10.0.0.2:0081/x.squashfs", "10.0.0.2", 81, "/x.squashfs"),
+        (b"http://10.0.0.2:81?q", "10.0.0.2", 81, "/?q"),
         (b"HTTP://[fd00::2]/x#frag", "fd00::2", 80, "/x"),
         (b"other.squashfs", "10.0.0.1", 8080, "/img/other.squashfs"),
         (b"../up/./x?y=1", "10.0.0.1", 8080, "/up/x?y=1"),
@@ -348,6 +350,38 @@ def test_url_host_header_and_str() -> None:
     assert (url.host, url.port, url.path) == ("fd00::1", 81, "/a.tar.zst?x=1")
     assert url.host_header == "[fd00::1]:81" and str(url) == "http://[fd00::1]:81/a.tar.zst?x=1"
     assert parse_url("http://h/r.sqfs").host_header == "h"
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("http://h:0000065536/r.squashfs", "port 1..65535"),  # checked on the whole value
+        ("http://h:65536/r.squashfs", "port 1..65535"),
+        ("http://h:0/r.squashfs", "port 1..65535"),
+        ("http://h:²/r.squashfs", "printable ASCII"),
+        ("http://h:٣/r.squashfs", "printable ASCII"),
+        ("http://h\udcff/r.squashfs", "printable ASCII"),  # a non-UTF-8 byte, surrogateescaped
+        ("http://h/r\x1b[2J.squashfs", "printable ASCII"),
+        ("http://[fe80::1%\udce9]/r.squashfs", "printable ASCII"),
+        ("http://[fe80::1%a/b]/r.squashfs", "[<IPv6 address>]"),
+        ("http://[fe80::1%eth0 x]/r.squashfs", "printable ASCII"),
+        ("http://[fd00::1]x/r.squashfs", "[<IPv6 address>]"),
+        ("http://[fd00::1/r.squashfs", "[<IPv6 address>]"),
+    ],
+)
+def test_parse_url_refuses_with_a_printable_line(text: str, words: str) -> None:
+    with pytest.raises(ParamError) as err:
+        parse_url(text)
+    assert words in err.value.expected and str(err.value).isprintable()
+
+
+def test_parse_url_keeps_what_the_port_means() -> None:
+    assert parse_url("http://h:0008080/r.squashfs").port == 8080
+    assert parse_url("http://h:65535/r.squashfs").port == 65535
+    url = parse_url("HTTP://[fe80::1%eth0]:81/r.squashfs?x=1#frag")
+    assert (url.host, url.port, url.path) == ("fe80::1%eth0", 81, "/r.squashfs?x=1")
+    assert url.as_given == "HTTP://[fe80::1%eth0]:81/r.squashfs?x=1#frag"
+    assert url == parse_url(str(url))
 
 
 def test_resolve_literals_without_a_resolver() -> None:
