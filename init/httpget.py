@@ -1,35 +1,66 @@
 """A small HTTP/1.1 GET client on a plain socket, for fetching a root image.
 
 Why not http.client: it drags email.parser and friends into the image for a
-job that needs a status line, three headers and a body. This client reads
-at most ``MAX_HEADER_LINES`` lines of at most ``MAX_LINE`` bytes, accepts a
-body by Content-Length, chunked transfer coding or close-delimited, follows
-a bounded number of redirects to http:// URLs, and treats anything it does
-not understand as an error, never as data. Timeouts: the socket times out
-after ``stall`` seconds without a byte; ``deadline`` bounds the whole fetch.
+job that needs a status line, three headers and a body. Everything the
+server sends is untrusted input, parsed strictly: the status line
+(``HTTP/1.x``, three ASCII digits; interim 1xx responses are skipped), header
+lines (RFC 9110 tokens as names, obs-fold continuations unfolded, duplicates
+combined as a list), Content-Length (ASCII digits, all copies equal),
+Transfer-Encoding (``chunked`` only), chunk-size lines, trailers and
+Location (absolute, ``//host`` or relative, resolved by
+``netrootcfg.resolve_reference``). The only exception that leaves
+``open_url`` and ``body`` is HttpError; its message names the stage or header
+and what was expected, quoting the server's bytes with ``shown``.
+Bounds: at most ``MAX_HEADER_LINES`` lines of ``MAX_LINE`` bytes per head,
+``MAX_INTERIM`` interim responses, ``MAX_REDIRECTS`` redirects, the body in
+pieces of at most ``CHUNK`` bytes; every receive waits at most ``stall``
+seconds and never past ``deadline``.
 """
 
 from __future__ import annotations
 
 import io
 import ipaddress
+import math
+import re
 import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
-from init.netrootcfg import Url, parse_url
-from mosnet.errors import MosnetError, ParamError
+from init.netrootcfg import Url, resolve_reference
+from mosnet.errors import MosnetError, ParamError, shown
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 MAX_LINE = 8192
 MAX_HEADER_LINES = 100
 MAX_REDIRECTS = 5
+MAX_INTERIM = 5  # 1xx responses (100 Continue, 103 Early Hints) before the final one
 MAX_LENGTH = 1 << 44  # 16 TiB: a bigger Content-Length is nonsense, not a size
 CHUNK = 1 << 16
 REDIRECTS = (301, 302, 303, 307, 308)
 TRANSIENT_STATUS = (408, 425, 429, 500, 502, 503, 504)
 
-Connect = Callable[[tuple[str, int], float], socket.socket]
+_VERSION_RE = re.compile(rb"HTTP/1\.[0-9]")
+_CODE_RE = re.compile(rb"[1-5][0-9][0-9]")
+_TOKEN_RE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 5.6.2
+_CHUNK_SIZE_RE = re.compile(rb"0*([0-9A-Fa-f]{1,12})[ \t]*(;.*)?", re.DOTALL)
+_DECIMAL_RE = re.compile(r"0*([0-9]{1,15})")  # a str pattern: [0-9] is ASCII only
+
+
+class Conn(Protocol):
+    """What httpget needs of a connected socket (a fake in unit tests)."""
+
+    def settimeout(self, value: float | None, /) -> None: ...
+    def sendall(self, data: bytes, /) -> None: ...
+    def recv_into(self, buffer: WriteableBuffer, nbytes: int = 0, /) -> int: ...
+    def close(self) -> None: ...
+
+
+Connect = Callable[[tuple[str, int], float], Conn]
 Clock = Callable[[], float]
 
 
@@ -41,21 +72,109 @@ class HttpError(MosnetError):
         self.transient = transient
 
 
+def _bad(message: str) -> HttpError:
+    """The server sent something malformed: asking again will not fix it."""
+    return HttpError(message, transient=False)
+
+
+def _shown(data: bytes) -> str:
+    """Server bytes for an error message: non-ASCII bytes as \\xNN, bounded."""
+    return shown(data.decode("ascii", "surrogateescape"), 80)
+
+
+@dataclass
+class Timing:
+    """The time bounds of one fetch, shared by its connections."""
+
+    stall: float  # the longest wait for one receive
+    deadline: float  # on ``clock``: nothing waits past it
+    clock: Clock
+
+    def timeout(self, stage: str) -> float:
+        """Seconds the next wait may take; HttpError once the deadline has passed."""
+        left = self.deadline - self.clock()
+        if left <= 0:
+            raise _bad(f"{stage}: the download took longer than allowed")
+        return min(self.stall, left)
+
+
+class _Wire(io.RawIOBase):
+    """The connection as a raw stream; a failed receive is an HttpError naming ``stage``."""
+
+    def __init__(self, conn: Conn, timing: Timing) -> None:
+        super().__init__()
+        self.conn, self.timing = conn, timing
+        self.stage = "connect"
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        try:
+            self.conn.settimeout(self.timing.timeout(self.stage))
+            return self.conn.recv_into(buffer)
+        except TimeoutError:
+            if self.timing.clock() >= self.timing.deadline:
+                raise _bad(f"{self.stage}: the download took longer than allowed") from None
+            stall = f"{self.stage}: stalled, no data for {self.timing.stall:g} s"
+            raise HttpError(stall, transient=True) from None
+        except OSError as exc:
+            raise HttpError(f"{self.stage}: receive failed: {exc}", transient=True) from None
+
+    def send(self, data: bytes) -> None:
+        self.stage = "request"
+        try:
+            self.conn.settimeout(self.timing.timeout(self.stage))
+            self.conn.sendall(data)
+        except OSError as exc:
+            raise HttpError(f"request: send failed: {exc}", transient=True) from None
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self.conn.close()
+            except OSError:
+                pass
+        super().close()
+
+
+class Stream:
+    """Lines and body pieces from one connection, each read naming its stage."""
+
+    def __init__(self, conn: Conn, timing: Timing) -> None:
+        self.wire = _Wire(conn, timing)
+        self.reader = io.BufferedReader(self.wire)
+
+    def line(self, stage: str) -> bytes:
+        """One line without its CRLF (or bare LF)."""
+        self.wire.stage = stage
+        line = self.reader.readline(MAX_LINE + 1)
+        if len(line) > MAX_LINE:
+            raise _bad(f"{stage}: a line longer than {MAX_LINE} bytes")
+        if not line.endswith(b"\n"):
+            where = " in the middle of a line" if line else ""
+            raise HttpError(f"{stage}: connection closed early{where}", transient=True)
+        return line[:-2] if line.endswith(b"\r\n") else line[:-1]
+
+    def piece(self, stage: str, size: int) -> bytes:
+        """Up to ``size`` bytes, b"" at the end of the stream."""
+        self.wire.stage = stage
+        return self.reader.read1(size)
+
+    def close(self) -> None:
+        self.reader.close()  # closes the wire and the connection
+
+
 @dataclass
 class Response:
     url: Url  # after redirects
     status: int
     length: int | None  # Content-Length, None when chunked or close-delimited
     chunked: bool
-    reader: io.BufferedReader
-    sock: socket.socket
+    stream: Stream
 
     def close(self) -> None:
-        for obj in (self.reader, self.sock):
-            try:
-                obj.close()
-            except OSError:
-                pass
+        self.stream.close()
 
 
 def resolve(host: str, port: int) -> list[tuple[int, tuple[str, int]]]:
@@ -73,10 +192,15 @@ def resolve(host: str, port: int) -> list[tuple[int, tuple[str, int]]]:
 
 
 def _connect(addr: tuple[str, int], timeout: float) -> socket.socket:
+    """The first address that answers; all tries together take at most ``timeout``."""
+    end = time.monotonic() + timeout
     last: OSError = OSError(f"no address for {addr[0]}")
     for family, sockaddr in resolve(*addr):
+        left = end - time.monotonic()
+        if left <= 0:
+            break
         sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.settimeout(timeout)
+        sock.settimeout(left)
         try:
             sock.connect(sockaddr)
             return sock
@@ -86,69 +210,104 @@ def _connect(addr: tuple[str, int], timeout: float) -> socket.socket:
     raise last
 
 
-def _readline(reader: io.BufferedReader, what: str) -> bytes:
-    line = reader.readline(MAX_LINE + 1)
-    if len(line) > MAX_LINE:
-        raise HttpError(f"{what}: line longer than {MAX_LINE} bytes", transient=False)
-    if not line:
-        raise HttpError(f"{what}: connection closed early", transient=True)
-    return line.rstrip(b"\r\n")
+def parse_status(line: bytes) -> tuple[int, bytes]:
+    """``HTTP/1.1 200 OK`` -> (200, b"OK"); the reason phrase may be anything."""
+    version, _, rest = line.partition(b" ")
+    if not _VERSION_RE.fullmatch(version):
+        raise _bad(f"status line {_shown(line)}: not HTTP/1.x, expected HTTP/1.1 <code> <reason>")
+    code, _, reason = rest.partition(b" ")
+    if not _CODE_RE.fullmatch(code):
+        raise _bad(f"status line {_shown(line)}: bad status code, expected 3 digits 100..599")
+    return int(code), reason
 
 
-def parse_status(line: bytes) -> int:
-    """``HTTP/1.1 200 OK`` -> 200."""
-    parts = line.split(None, 2)
-    if len(parts) < 2 or parts[0] not in (b"HTTP/1.0", b"HTTP/1.1"):
-        raise HttpError(f"not an HTTP/1.x status line: {line[:80]!r}", transient=False)
-    code = parts[1]
-    if len(code) != 3 or not code.isdigit():
-        raise HttpError(f"bad status code in {line[:80]!r}", transient=False)
-    return int(code)
+def read_headers(stream: Stream, stage: str = "headers") -> dict[str, str]:
+    """Header lines up to the empty line: lower-case name -> value.
 
-
-def read_headers(reader: io.BufferedReader) -> dict[str, str]:
-    """Header lines up to the empty line; names lower-cased, duplicates must agree."""
-    headers: dict[str, str] = {}
+    Values are ASCII with other bytes as lone surrogates (``surrogateescape``),
+    so nothing non-ASCII passes a check by accident and ``shown`` prints the byte.
+    """
+    fields: list[tuple[bytes, bytes]] = []
     for _ in range(MAX_HEADER_LINES):
-        line = _readline(reader, "headers")
+        line = stream.line(stage)
         if not line:
-            return headers
+            return _combine(fields, stage)
+        if line[:1] in (b" ", b"\t"):  # obs-fold: RFC 9112 5.2 says replace with SP
+            if not fields:
+                raise _bad(f"{stage}: continuation line {_shown(line)} before any header")
+            name, value = fields.pop()
+            fields.append((name, (value + b" " + line.strip(b" \t")).strip(b" ")))
+            continue
         name, colon, value = line.partition(b":")
-        if not colon or not name or name != name.strip() or b" " in name:
-            raise HttpError(f"malformed header line {line[:80]!r}", transient=False)
-        key = name.decode("ascii", "replace").lower()
-        text = value.strip().decode("latin-1")
-        if key in headers and headers[key] != text and key in ("content-length", "location"):
-            raise HttpError(f"conflicting {key} headers", transient=False)
-        headers[key] = text
-    raise HttpError(f"more than {MAX_HEADER_LINES} header lines", transient=False)
+        if not colon or not _TOKEN_RE.fullmatch(name):
+            raise _bad(f"{stage}: malformed header line {_shown(line)}, expected <name>: <value>")
+        fields.append((name.lower(), value.strip(b" \t")))
+    raise _bad(f"{stage}: more than {MAX_HEADER_LINES} header lines")
+
+
+def _combine(fields: list[tuple[bytes, bytes]], stage: str) -> dict[str, str]:
+    """Repeated fields join as a list (RFC 9110 5.3); two Locations must agree."""
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in fields:
+        name = raw_name.decode("ascii")  # a token: ASCII by _TOKEN_RE
+        value = raw_value.decode("ascii", "surrogateescape")
+        if name not in headers:
+            headers[name] = value
+        elif name != "location":
+            headers[name] += ", " + value
+        elif headers[name] != value:
+            raise _bad(
+                f"{stage}: conflicting Location headers {shown(headers[name])}, {shown(value)}"
+            )
+    return headers
+
+
+def content_length(value: str) -> int:
+    """``Content-Length``: ASCII digits; copies (``42, 042``) must agree."""
+    items = [item.strip(" \t") for item in value.split(",")]
+    matches = [_DECIMAL_RE.fullmatch(item) for item in items if item]
+    if not matches or None in matches:
+        expected = f"a decimal number of bytes up to {MAX_LENGTH}"
+        raise _bad(f"header Content-Length: bad value {shown(value)}, expected {expected}")
+    lengths = {int(m[1]) for m in matches if m}
+    if len(lengths) > 1:
+        raise _bad(f"header Content-Length: conflicting values {shown(value)}")
+    length = lengths.pop()
+    if length > MAX_LENGTH:
+        raise _bad(f"header Content-Length: {length} bytes, more than {MAX_LENGTH} is no size")
+    return length
 
 
 def body_framing(headers: dict[str, str]) -> tuple[int | None, bool]:
-    """(Content-Length or None, chunked?) from the headers."""
+    """(Content-Length or None, chunked?); Transfer-Encoding wins (RFC 9112 6.3)."""
     te = headers.get("transfer-encoding")
     if te is not None:
-        if te.lower() != "chunked":
-            raise HttpError(f"unsupported Transfer-Encoding {te!r}", transient=False)
+        codings = [c.strip(" \t").lower() for c in te.split(",") if c.strip(" \t")]
+        if codings != ["chunked"]:
+            raise _bad(f"header Transfer-Encoding: {shown(te)} is not supported, expected chunked")
         return None, True
     cl = headers.get("content-length")
-    if cl is None:
-        return None, False
-    if not cl.isdigit() or len(cl) > 15 or int(cl) > MAX_LENGTH:
-        raise HttpError(f"bad Content-Length {cl[:40]!r}", transient=False)
-    return int(cl), False
+    return (None if cl is None else content_length(cl)), False
+
+
+def chunk_size(line: bytes) -> int:
+    """``1a2b[;ext]`` -> 0x1a2b; leading zeros are fine, extensions ignored."""
+    match = _CHUNK_SIZE_RE.fullmatch(line)
+    size = int(match[1], 16) if match else -1
+    if not 0 <= size <= MAX_LENGTH:
+        expected = f"hex digits up to {MAX_LENGTH:x}, then ;extensions"
+        raise _bad(f"chunk size line {_shown(line)}: expected {expected}")
+    return size
 
 
 def redirect_target(base: Url, location: str | None) -> Url:
-    """Resolve a Location header: absolute http:// or an absolute path."""
+    """The URL a redirect names: absolute http://, //host/… or relative to ``base``."""
     if not location:
-        raise HttpError("redirect without a Location header", transient=False)
-    if location.startswith("/") and not location.startswith("//"):
-        return Url(base.host, base.port, location)
+        raise _bad("redirect without a Location header")
     try:
-        return parse_url(location, "Location")
+        return resolve_reference(base, location, "Location")
     except ParamError as exc:
-        raise HttpError(f"redirect to an unusable URL: {exc}", transient=False) from None
+        raise _bad(f"header {exc}") from None
 
 
 def _request(url: Url) -> bytes:
@@ -158,86 +317,104 @@ def _request(url: Url) -> bytes:
     ).encode("ascii")
 
 
-def _open_once(url: Url, connect: Connect, stall: float) -> tuple[int, dict[str, str], Response]:
+def read_head(stream: Stream) -> tuple[int, bytes, dict[str, str]]:
+    """Status and headers of the final response, interim 1xx ones skipped."""
+    for _ in range(MAX_INTERIM + 1):
+        status, reason = parse_status(stream.line("status line"))
+        headers = read_headers(stream)
+        if status >= 200 or status == 101:
+            return status, reason, headers
+    raise _bad(f"status line: more than {MAX_INTERIM} interim 1xx responses")
+
+
+def _dial(url: Url, connect: Connect, timing: Timing) -> Stream:
     try:
-        sock = connect((url.host, url.port), stall)
+        return Stream(connect((url.host, url.port), timing.timeout("connect")), timing)
     except OSError as exc:
         raise HttpError(f"cannot connect to {url.host_header}: {exc}", transient=True) from None
+
+
+def _open_once(url: Url, connect: Connect, timing: Timing) -> Response | Url:
+    """One request: the 200 Response, or the URL a redirect names."""
+    stream = _dial(url, connect, timing)
     try:
-        sock.settimeout(stall)
-        sock.sendall(_request(url))
-        reader = sock.makefile("rb")
-        status = parse_status(_readline(reader, "status line"))
-        headers = read_headers(reader)
-    except (OSError, HttpError) as exc:
-        sock.close()
-        if isinstance(exc, HttpError):
-            raise
-        raise HttpError(f"{url}: {exc}", transient=True) from None
-    length, chunked = (None, False) if status != 200 else body_framing(headers)
-    return status, headers, Response(url, status, length, chunked, reader, sock)
-
-
-def open_url(url: Url, *, connect: Connect = _connect, stall: float = 30.0) -> Response:
-    """GET ``url``, following up to MAX_REDIRECTS redirects; a 200 Response or HttpError."""
-    for _ in range(MAX_REDIRECTS + 1):
-        status, headers, resp = _open_once(url, connect, stall)
+        stream.wire.send(_request(url))
+        status, reason, headers = read_head(stream)
         if status == 200:
-            return resp
-        resp.close()
-        if status in REDIRECTS:
-            url = redirect_target(url, headers.get("location"))
-            continue
-        raise HttpError(f"{url}: HTTP status {status}", transient=status in TRANSIENT_STATUS)
-    raise HttpError(f"more than {MAX_REDIRECTS} redirects", transient=False)
+            return Response(url, status, *body_framing(headers), stream)
+    except BaseException:
+        stream.close()
+        raise
+    stream.close()
+    if status in REDIRECTS:
+        return redirect_target(url, headers.get("location"))
+    why = f"HTTP status {status} {_shown(reason)}" if reason else f"HTTP status {status}"
+    raise HttpError(f"{why}, expected 200", transient=status in TRANSIENT_STATUS)
 
 
-def _read_exact(reader: io.BufferedReader, n: int) -> Iterator[bytes]:
-    while n > 0:
-        data = reader.read1(min(n, CHUNK))
+def open_url(
+    url: Url,
+    *,
+    connect: Connect = _connect,
+    stall: float = 30.0,
+    deadline: float = math.inf,
+    clock: Clock = time.monotonic,
+) -> Response:
+    """GET ``url``, following up to MAX_REDIRECTS redirects; a 200 Response or HttpError."""
+    timing = Timing(stall, deadline, clock)
+    seen = {url}
+    for hop in range(MAX_REDIRECTS + 1):
+        try:
+            got = _open_once(url, connect, timing)
+        except HttpError as exc:
+            if hop == 0:
+                raise
+            raise HttpError(f"redirected to {url}: {exc}", transient=exc.transient) from None
+        if isinstance(got, Response):
+            return got
+        if got in seen:
+            raise _bad(f"redirect loop: {url} redirects to {got}, fetched before")
+        seen.add(got)
+        url = got
+    raise _bad(f"more than {MAX_REDIRECTS} redirects")
+
+
+def _exactly(stream: Stream, size: int, stage: str) -> Iterator[bytes]:
+    while size > 0:
+        data = stream.piece(stage, min(size, CHUNK))
         if not data:
-            raise HttpError(f"connection closed with {n} bytes of the body missing", transient=True)
-        n -= len(data)
+            why = f"{stage}: connection closed with {size} bytes of the body missing"
+            raise HttpError(why, transient=True)
+        size -= len(data)
         yield data
 
 
-def _chunked(reader: io.BufferedReader) -> Iterator[bytes]:
+def _chunked(stream: Stream) -> Iterator[bytes]:
     while True:
-        line = _readline(reader, "chunk size")
-        size_text = line.split(b";", 1)[0].strip()
-        if not size_text or len(size_text) > 12 or size_text.strip(b"0123456789abcdefABCDEF"):
-            raise HttpError(f"bad chunk size line {line[:40]!r}", transient=False)
-        size = int(size_text, 16)
+        size = chunk_size(stream.line("chunk size line"))
         if size == 0:
-            read_headers(reader)  # trailers, up to the final empty line
+            read_headers(stream, "trailers")  # up to the final empty line
             return
-        yield from _read_exact(reader, size)
-        if _readline(reader, "chunk end"):
-            raise HttpError("chunk not followed by CRLF", transient=False)
+        yield from _exactly(stream, size, "chunk data")
+        if stream.line("chunk end"):
+            raise _bad("chunk end: more data than the chunk size said, expected CRLF")
 
 
-def _until_close(reader: io.BufferedReader) -> Iterator[bytes]:
-    while True:
-        data = reader.read1(CHUNK)
-        if not data:
-            return
+def _until_close(stream: Stream) -> Iterator[bytes]:
+    while data := stream.piece("body", CHUNK):
         yield data
 
 
 def body(resp: Response, deadline: float, clock: Clock = time.monotonic) -> Iterator[bytes]:
     """The body in pieces; HttpError on a stall, a short body or past ``deadline``."""
+    timing = resp.stream.wire.timing
+    timing.deadline, timing.clock = min(timing.deadline, deadline), clock
     if resp.chunked:
-        parts = _chunked(resp.reader)
+        parts = _chunked(resp.stream)
     elif resp.length is not None:
-        parts = _read_exact(resp.reader, resp.length)
+        parts = _exactly(resp.stream, resp.length, "body")
     else:
-        parts = _until_close(resp.reader)
-    try:
-        for data in parts:
-            if clock() > deadline:
-                raise HttpError("download took longer than allowed", transient=False)
-            yield data
-    except TimeoutError:
-        raise HttpError("stalled: no data within the stall timeout", transient=True) from None
-    except OSError as exc:
-        raise HttpError(f"receive failed: {exc}", transient=True) from None
+        parts = _until_close(resp.stream)
+    for data in parts:
+        timing.timeout("body")  # buffered data does not wait, so check here too
+        yield data

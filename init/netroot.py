@@ -171,7 +171,13 @@ class _Fetch:
     def download(self, deadline: float) -> tuple[str, int]:
         """Stream into a tmpfs of the right size; the file's path and size."""
         spec, seams = self.spec, self.seams
-        resp = httpget.open_url(spec.url, connect=seams.connect, stall=spec.stall_timeout)
+        resp = httpget.open_url(
+            spec.url,
+            connect=seams.connect,
+            stall=spec.stall_timeout,
+            deadline=deadline,
+            clock=seams.clock,
+        )
         try:
             return self._stream(resp, deadline)
         finally:
@@ -231,34 +237,50 @@ def _require_programs(spec: NetRoot, seams: Seams) -> None:
     for program in PROGRAMS[spec.format]:
         if not seams.executable(program):
             why = f"a .{spec.format} root needs {program}, which this image lacks"
-            raise NetRootError(f"mosroot={spec.url}: {why}; {ADDON_HINT}")
+            raise NetRootError(f"{why}; {ADDON_HINT}")
 
 
 def fetch_and_mount(
     spec: NetRoot, new_root: str, readonly: bool, *, stage: str = STAGE, seams: Seams | None = None
 ) -> RootSource:
-    """Fetch, verify and mount the root on ``new_root``; NetRootError otherwise."""
+    """Fetch, verify and mount the root on ``new_root``; NetRootError otherwise.
+
+    Every failure, of an attempt or of the whole, is one line
+    ``mosroot=<url>: <cause>``, the URL as the command line gave it.
+    """
     seams = seams or Seams()
     start = seams.clock()
-    deadline = start + spec.fetch_timeout
     _log.info(
         "mosroot: fetching %s (%s, %.0f s at most)", spec.url, spec.format, spec.fetch_timeout
     )
-    _require_programs(spec, seams)
-    seams.load_modules(MODULES[spec.format])
-    for attempt in range(1, FETCH_ATTEMPTS + 1):
+    try:
+        _require_programs(spec, seams)
+        seams.load_modules(MODULES[spec.format])
+        size = _attempts(spec, new_root, readonly, stage, seams, start + spec.fetch_timeout)
+    except (MosnetError, OSError) as exc:
+        failed = NetRootError(f"mosroot={spec.url.as_given}: {exc}")
+        _log.error("%s", failed)
+        raise failed from None
+    return RootSource(str(spec.url), spec.sha256, spec.format, size, seams.clock() - start)
+
+
+def _attempts(
+    spec: NetRoot, new_root: str, readonly: bool, stage: str, seams: Seams, deadline: float
+) -> int:
+    """Up to FETCH_ATTEMPTS tries while the error is transient and time is left."""
+    for attempt in range(1, FETCH_ATTEMPTS):
         try:
-            size = _attempt(spec, new_root, readonly, stage, seams, deadline)
-            return RootSource(str(spec.url), spec.sha256, spec.format, size, seams.clock() - start)
+            return _attempt(spec, new_root, readonly, stage, seams, deadline)
         except httpget.HttpError as exc:
             delay = BACKOFF[min(attempt - 1, len(BACKOFF) - 1)]
-            if not exc.transient or attempt == FETCH_ATTEMPTS or seams.clock() + delay > deadline:
-                raise NetRootError(f"mosroot={spec.url}: {exc}") from None
-            _log.warning("mosroot: attempt %d failed (%s); again in %.0f s", attempt, exc, delay)
+            if not exc.transient or seams.clock() + delay > deadline:
+                raise
+            _log.warning(
+                "mosroot=%s: %s (attempt %d of %d; again in %.0f s)",
+                spec.url.as_given, exc, attempt, FETCH_ATTEMPTS, delay,
+            )  # fmt: skip
             seams.sleep(delay)
-        except (NetRootError, OSError) as exc:
-            raise NetRootError(f"mosroot={spec.url}: {exc}") from None
-    raise NetRootError(f"mosroot={spec.url}: no attempt left")  # not reached
+    return _attempt(spec, new_root, readonly, stage, seams, deadline)
 
 
 def _attempt(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import subprocess
@@ -305,6 +306,29 @@ def test_retries_stop_at_the_fetch_deadline(tmp_path: Path) -> None:
     with pytest.raises(NetRootError, match="status 503"):
         rig.run(spec)
     assert now[0] == 1.0  # slept once; 1 + 2 would pass the 2.5 s deadline
+
+
+def test_every_failure_is_one_line_naming_the_url_as_given(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """mosroot=<url>: <cause> for each failed attempt and for the end, the URL as typed."""
+    server = FakeServer(
+        b"HTTP/1.1 503 Busy\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\n",
+    )
+    rig = Rig(tmp_path, server)
+    given = "HTTP://10.0.0.1:080/root.squashfs#latest"
+    spec = make_netroot(given, SHA, None)
+    with caplog.at_level(logging.INFO), pytest.raises(NetRootError) as err:
+        rig.run(spec)
+    cause = "header Content-Length: bad value '\\xb2', expected a decimal number of bytes"
+    assert str(err.value).startswith(f"mosroot={given}: {cause}")
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert lines == [
+        f"mosroot={given}: HTTP status 503 'Busy', expected 200 (attempt 1 of 4; again in 1 s)",
+        str(err.value),
+    ]
+    assert all(line.isprintable() for line in lines) and rig.mounts == []
 
 
 def test_mount_failure_unwinds_every_mount(tmp_path: Path) -> None:

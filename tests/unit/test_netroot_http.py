@@ -10,9 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench import fuzz_httpget
+from bench.fuzz_httpget import World
 from init import httpget
 from init.httpget import HttpError
 from init.netrootcfg import Url, parse_url
+from mosnet.errors import ParamError
 
 URL = parse_url("http://10.0.0.1:8080/img/root.squashfs")
 
@@ -102,13 +105,24 @@ def test_redirects_are_followed_relative_and_absolute() -> None:
     assert server.requests[1].startswith(b"GET /other.squashfs ")
 
 
-def test_redirect_loop_is_bounded() -> None:
-    loop = b"HTTP/1.1 302 Found\r\nLocation: /again\r\n\r\n"
-    server = FakeServer(*[loop] * (httpget.MAX_REDIRECTS + 2))
-    with pytest.raises(HttpError, match="redirects") as err:
+def test_redirects_are_bounded() -> None:
+    hops = [
+        b"HTTP/1.1 302 Found\r\nLocation: /hop-%d\r\n\r\n" % i
+        for i in range(httpget.MAX_REDIRECTS + 2)
+    ]
+    server = FakeServer(*hops)
+    with pytest.raises(HttpError, match="more than 5 redirects") as err:
         fetch(server)
     assert not err.value.transient
     assert len(server.addrs) == httpget.MAX_REDIRECTS + 1
+
+
+def test_redirect_loop_stops_at_once() -> None:
+    loop = b"HTTP/1.1 302 Found\r\nLocation: /again\r\n\r\n"
+    server = FakeServer(*[loop] * 3)
+    with pytest.raises(HttpError, match="redirect loop: .*/again redirects to .*/again") as err:
+        fetch(server)
+    assert not err.value.transient and len(server.addrs) == 2
 
 
 def test_redirect_to_https_is_refused_with_the_reason() -> None:
@@ -179,6 +193,131 @@ def test_malformed_responses_are_errors(reply: bytes, match: str) -> None:
         fetch(FakeServer(reply))
 
 
+OK_HEAD = b"HTTP/1.1 200 OK\r\n"
+CHUNKED = OK_HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("reply", "match"),
+    [
+        # Content-Length: only ASCII digits, one value ('²' passes str.isdigit())
+        (OK_HEAD + b"Content-Length: \xb2\r\n\r\n", r"Content-Length: bad value '\\xb2'"),
+        (OK_HEAD + "Content-Length: ²\r\n\r\n".encode(), r"bad value '\\xc2\\xb2'"),
+        (OK_HEAD + "Content-Length: ٣\r\n\r\n".encode(), "Content-Length: bad value"),
+        (OK_HEAD + b"Content-Length: +5\r\n\r\n", "Content-Length: bad value"),
+        (OK_HEAD + b"Content-Length: 5 5\r\n\r\n", "Content-Length: bad value"),
+        (OK_HEAD + b"Content-Length: 0x10\r\n\r\n", "Content-Length: bad value"),
+        (OK_HEAD + b"Content-Length:\r\n\r\n", "Content-Length: bad value"),
+        (OK_HEAD + b"Content-Length: 5, 6\r\n\r\n", "Content-Length: conflicting"),
+        (OK_HEAD + b"Content-Length: 17592186044417\r\n\r\n", "more than 17592186044416"),
+        (OK_HEAD + b"Transfer-Encoding: gzip, chunked\r\n\r\n", "expected chunked"),
+        (OK_HEAD + b"Transfer-Encoding: chunked, chunked\r\n\r\n", "expected chunked"),
+        (CHUNKED + b"fffffffffffff\r\n", "chunk size line"),
+        (CHUNKED + b"-1\r\n", "chunk size line"),
+        (CHUNKED + b"0x5\r\n", "chunk size line"),
+        (CHUNKED + b"\xb2\r\n", r"chunk size line '\\xb2'"),
+        (CHUNKED + b"1\r\na\r\n0\r\nbad trailer\r\n\r\n", "trailers: malformed"),
+        (b"HTTP/1.1 \xef\xbc\x92\xef\xbc\x90\xef\xbc\x90 OK\r\n\r\n", "bad status code"),
+        (b"HTTP/2 200 OK\r\n\r\n", "not HTTP/1.x"),
+        (b"HTTP/1.1 200 OK\r\n folded first\r\n\r\n", "continuation line"),
+        (OK_HEAD + b"Bad Name: v\r\n\r\n", "malformed header line"),
+        (OK_HEAD + b"\x00: v\r\n\r\n", r"malformed header line '\\x00: v'"),
+        (b"HTTP/1.1 100 Continue\r\n\r\n" * 6 + b"HTTP/1.1 200 OK\r\n\r\n", "interim"),
+        (b"HTTP/1.1 101 Switching\r\n\r\n", "HTTP status 101"),
+        (b"HTTP/1.1 204 No Content\r\n\r\n", "HTTP status 204 'No Content', expected 200"),
+        # Location: a port is checked on the value that is stored
+        (b"HTTP/1.1 302 F\r\nLocation: http://h:0000065536/x\r\n\r\n", "port 1..65535"),
+        (b"HTTP/1.1 302 F\r\nLocation: http://h:0/x\r\n\r\n", "port 1..65535"),
+        (b"HTTP/1.1 302 F\r\nLocation: http://h:\xb2/x\r\n\r\n", r"'http://h:\\xb2/x'"),
+        (b"HTTP/1.1 302 F\r\nLocation: http://h:\xd9\xa3/x\r\n\r\n", "printable ASCII"),
+        (b"HTTP/1.1 302 F\r\nLocation: http://[fe80::1%\xff]/x\r\n\r\n", "Location"),
+        (b"HTTP/1.1 302 F\r\nLocation: http://u:p@h/x\r\n\r\n", "no user@"),
+        (b"HTTP/1.1 302 F\r\nLocation: #top\r\n\r\n", "names the same URL"),
+        (b"HTTP/1.1 302 F\r\nLocation: /a\r\nLocation: /b\r\n\r\n", "conflicting Location"),
+    ],
+)
+def test_hostile_replies_are_declared_errors(reply: bytes, match: str) -> None:
+    with pytest.raises(HttpError, match=match) as err:
+        fetch(FakeServer(reply))
+    assert not err.value.transient and str(err.value).isprintable()
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        OK_HEAD + b"Content-Length: 0005\r\n\r\nhello",
+        OK_HEAD + b"Content-Length: 5, 05\r\nContent-Length: 5\r\n\r\nhello",
+        OK_HEAD + b"X-Long: a\r\n \t b\r\nContent-Length:\t5 \r\n\r\nhello",
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Hints\r\nLink: </x>\r\n\r\n"
+        + OK_HEAD
+        + b"Content-Length: 5\r\n\r\nhello",
+        b"HTTP/1.9 200 \x80\xff junk \x00\r\nContent-Length: 5\r\n\r\nhello",
+        b"HTTP/1.1 200\nContent-Length: 5\n\nhello",
+        CHUNKED.replace(b"chunked", b"Chunked")
+        + b"002 ;a=b\r\nhe\r\n3\r\nllo\r\n000\r\nT: 1\r\n\r\n",
+        OK_HEAD
+        + b"Transfer-Encoding: chunked\r\nContent-Length: 99\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    ],
+)
+def test_unusual_but_valid_replies_give_the_body(reply: bytes) -> None:
+    assert fetch(FakeServer(reply)) == b"hello"
+
+
+@pytest.mark.parametrize(
+    ("location", "host", "port", "path"),
+    [
+        (b"//10.0.0.2:0081/x.squashfs", "10.0.0.2", 81, "/x.squashfs"),
+        (b"http://10.0.0.2:81?q", "10.0.0.2", 81, "/?q"),
+        (b"HTTP://[fd00::2]/x#frag", "fd00::2", 80, "/x"),
+        (b"other.squashfs", "10.0.0.1", 8080, "/img/other.squashfs"),
+        (b"../up/./x?y=1", "10.0.0.1", 8080, "/up/x?y=1"),
+        (b"../../../../x", "10.0.0.1", 8080, "/x"),
+        (b"?mirror=2", "10.0.0.1", 8080, "/img/root.squashfs?mirror=2"),
+    ],
+)
+def test_location_forms_resolve(location: bytes, host: str, port: int, path: str) -> None:
+    server = FakeServer(b"HTTP/1.1 301 Moved\r\nLocation: " + location + b"\r\n\r\n", ok(b"x"))
+    resp = httpget.open_url(URL, connect=server)
+    resp.close()
+    assert (resp.url.host, resp.url.port, resp.url.path) == (host, port, path)
+    assert server.addrs[1] == (host, port)
+
+
+def test_error_after_a_redirect_names_where() -> None:
+    server = FakeServer(
+        b"HTTP/1.1 302 F\r\nLocation: /b.squashfs\r\n\r\n", b"HTTP/1.1 404 NF\r\n\r\n"
+    )
+    with pytest.raises(
+        HttpError, match=r"^redirected to http://10.0.0.1:8080/b.squashfs: HTTP status 404"
+    ):
+        fetch(server)
+
+
+@pytest.mark.parametrize(("end", "match"), [("reset", "receive failed"), ("stall", "stalled")])
+def test_reset_and_stall_in_the_body_are_transient(end: str, match: str) -> None:
+    world = World([b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"], end, 1 << 20)
+    with pytest.raises(HttpError, match=f"^body: {match}") as err:
+        fuzz_httpget.fetch(world, URL)
+    assert err.value.transient
+
+
+def test_the_deadline_bounds_a_server_that_trickles_headers() -> None:
+    """A byte every little while never trips the stall timeout; the deadline still holds."""
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 1.0  # each look at the clock: one more second went by
+        return now[0]
+
+    def trickle(sock: socket.socket) -> None:
+        for byte in b"HTTP/1.1 200 OK\r\nX: " + b"y" * 5000:
+            sock.sendall(bytes([byte]))
+
+    with pytest.raises(HttpError, match="took longer than allowed") as err:
+        httpget.open_url(URL, connect=FakeServer(trickle), stall=5.0, deadline=50.0, clock=clock)
+    assert not err.value.transient and now[0] < 200
+
+
 def _mutations() -> st.SearchStrategy[bytes]:
     valid = ok(b"payload") + b""
     chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
@@ -211,6 +350,38 @@ def test_url_host_header_and_str() -> None:
     assert (url.host, url.port, url.path) == ("fd00::1", 81, "/a.tar.zst?x=1")
     assert url.host_header == "[fd00::1]:81" and str(url) == "http://[fd00::1]:81/a.tar.zst?x=1"
     assert parse_url("http://h/r.sqfs").host_header == "h"
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("http://h:0000065536/r.squashfs", "port 1..65535"),  # checked on the whole value
+        ("http://h:65536/r.squashfs", "port 1..65535"),
+        ("http://h:0/r.squashfs", "port 1..65535"),
+        ("http://h:²/r.squashfs", "printable ASCII"),
+        ("http://h:٣/r.squashfs", "printable ASCII"),
+        ("http://h\udcff/r.squashfs", "printable ASCII"),  # a non-UTF-8 byte, surrogateescaped
+        ("http://h/r\x1b[2J.squashfs", "printable ASCII"),
+        ("http://[fe80::1%\udce9]/r.squashfs", "printable ASCII"),
+        ("http://[fe80::1%a/b]/r.squashfs", "[<IPv6 address>]"),
+        ("http://[fe80::1%eth0 x]/r.squashfs", "printable ASCII"),
+        ("http://[fd00::1]x/r.squashfs", "[<IPv6 address>]"),
+        ("http://[fd00::1/r.squashfs", "[<IPv6 address>]"),
+    ],
+)
+def test_parse_url_refuses_with_a_printable_line(text: str, words: str) -> None:
+    with pytest.raises(ParamError) as err:
+        parse_url(text)
+    assert words in err.value.expected and str(err.value).isprintable()
+
+
+def test_parse_url_keeps_what_the_port_means() -> None:
+    assert parse_url("http://h:0008080/r.squashfs").port == 8080
+    assert parse_url("http://h:65535/r.squashfs").port == 65535
+    url = parse_url("HTTP://[fe80::1%eth0]:81/r.squashfs?x=1#frag")
+    assert (url.host, url.port, url.path) == ("fe80::1%eth0", 81, "/r.squashfs?x=1")
+    assert url.as_given == "HTTP://[fe80::1%eth0]:81/r.squashfs?x=1#frag"
+    assert url == parse_url(str(url))
 
 
 def test_resolve_literals_without_a_resolver() -> None:
