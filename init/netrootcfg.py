@@ -235,13 +235,11 @@ def parse_nfs(value: str, *, nfs4: bool = False, param: str = "root") -> NfsRoot
     path, sep, opts = rest.partition(":")
     if not sep:
         path, _, opts = rest.partition(",")
-    if not server or not _NFS_PATH_RE.fullmatch(path) or not _NFS_OPTS_RE.fullmatch(opts):
+    path_ok = _NFS_PATH_RE.fullmatch(path) and path.isprintable()
+    if not server or not path_ok or not _NFS_OPTS_RE.fullmatch(opts):
         raise ParamError(param, value, _NFS_EXPECTED)
     if bracketed or ":" in server:
-        try:
-            ipaddress.IPv6Address(server)
-        except ValueError:
-            raise ParamError(param, value, "an IPv6 server in [ ]") from None
+        _check_ipv6(server, value, param)  # a %zone too: interface-name characters only
     elif not _HOST_RE.fullmatch(server):
         raise ParamError(param, value, _NFS_EXPECTED)
     options = tuple(o for o in opts.split(",") if o)
