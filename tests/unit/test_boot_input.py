@@ -50,10 +50,10 @@ class _Lines:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-        self.logger = logging.getLogger(f"hostile.{id(self)}")
+        self.logger = logging.getLogger("hostile.console")  # one logger, one handler at a time
         self.logger.propagate = False
         self.logger.setLevel(logging.INFO)
-        self.logger.addHandler(log._FdHandler(self.fd, kmsg=False))  # the handler PID 1 uses
+        self.logger.handlers[:] = [log._FdHandler(self.fd, kmsg=False)]  # the handler PID 1 uses
 
     def take(self) -> list[str]:
         os.lseek(self.fd, 0, os.SEEK_SET)
@@ -63,6 +63,7 @@ class _Lines:
         return data.decode("utf-8").splitlines()
 
     def close(self) -> None:
+        self.logger.handlers[:] = []
         os.close(self.fd)
 
 
