@@ -33,6 +33,7 @@ EQUALS = 0x3D
 _SPACES = re.compile(rb"[ \t\n\v\f\r\xa0]*")
 _SPACE_OR_QUOTE = re.compile(rb'[ \t\n\v\f\r\xa0"]')
 _SPACE = re.compile(rb"[ \t\n\v\f\r\xa0]")
+_NOT_SPACES = re.compile(rb"[^ \t\n\v\f\r\xa0]+")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -138,23 +139,41 @@ def _word(key: bytes, value: bytes | None) -> str:
     return decode(key if value is None else key + b"=" + value)
 
 
-def parse_line(text: str | bytes) -> CmdLine:
-    """Split a whole line; never raises. A NUL ends it, as it ends the kernel's C string."""
-    b = to_bytes(text).split(b"\0", 1)[0]
-    params: list[Param] = []
-    args: list[str] | None = None
-    warnings: list[str] = []
+Arg = tuple[int, bytes, bytes | None, bool]  # where it starts, key, value, unclosed quote
+
+
+def _arguments(b: bytes) -> list[Arg]:
+    """Every argument of the line, as next_arg() cuts them."""
+    if b'"' not in b:  # no quoting anywhere (most lines): split on the spaces
+        out: list[Arg] = []
+        for m in _NOT_SPACES.finditer(b):
+            word = m.group()
+            equals = word.find(b"=", 1)  # a leading '=' belongs to the key
+            value = None if equals < 0 else word[equals + 1 :]
+            out.append((m.start(), word if equals < 0 else word[:equals], value, False))
+        return out
+    args = []
     i = _skip_spaces(b, 0)
     while i < len(b):
         start = i
         key, value, i, open_quote = next_arg(b, i)
+        args.append((start, key, value, open_quote))
+        i = _skip_spaces(b, i)
+    return args
+
+
+def parse_line(text: str | bytes) -> CmdLine:
+    """Split a whole line; never raises. A NUL ends it, as it ends the kernel's C string."""
+    params: list[Param] = []
+    args: list[str] | None = None
+    warnings: list[str] = []
+    for start, key, value, open_quote in _arguments(to_bytes(text).split(b"\0", 1)[0]):
         if open_quote:
             warnings.append(
                 f"unclosed quote in the parameter at byte {start}: read as an ordinary "
                 "character, so the parameters after it still apply (the kernel itself "
                 "reads the rest of the line as one parameter)"
             )
-        i = _skip_spaces(b, i)
         if args is not None:
             args.append(_word(key, value))
         elif value is None and key == b"--":
