@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import gc
 import os
 import signal
 import threading
@@ -203,7 +204,17 @@ class _Daemon:
             _log.warning("state.json not updated: %s", exc)
 
     def _thread(self, target: Callable[..., object], *args: object) -> None:
-        threading.Thread(target=target, args=args, daemon=True).start()
+        """A thread whose uncaught exception ends the daemon (the watcher starts a
+        whole new one) instead of leaving it without that duty."""
+
+        def body() -> None:
+            try:
+                target(*args)
+            except BaseException:
+                _log.exception("daemon thread %s crashed", getattr(target, "__name__", target))
+                os._exit(1)
+
+        threading.Thread(target=body, daemon=True).start()
 
     def _start_threads(self) -> None:
         spec, follower = self.spec, self.start.follower
@@ -252,6 +263,9 @@ class _Daemon:
 
 
 def _daemon_main(start: Start) -> None:
+    # What PID 1 imported is never garbage: keep the collector off those pages, so
+    # they stay shared with the watcher and the proxy (copy-on-write)
+    gc.freeze()
     proctitle.set_title(TITLE)
     with contextlib.suppress(OSError):
         os.setsid()

@@ -160,7 +160,7 @@ class Watch:
     def adopt(self, slot: Slot, pid: int | None) -> None:
         """Watch an already running ``pid``; None or gone: start one at once."""
         fd = self.ops.pidfd(pid) if pid is not None else None
-        if fd is None:
+        if pid is None or fd is None:
             slot.pid, slot.fd, slot.due = None, None, self.ops.clock()
             return
         slot.pid, slot.fd, slot.due = pid, fd, None

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import os
 import signal
 from collections.abc import Callable
@@ -94,6 +95,7 @@ def _record(ws: WatchStart, watch: Watch) -> None:
 
 def main(ws: WatchStart) -> int:
     """The watcher process; returns its exit status once asked to stop."""
+    gc.freeze()  # the daemon's objects: the collector must not copy their pages
     proctitle.set_title(TITLE)
     with contextlib.suppress(OSError):
         os.setsid()
