@@ -31,7 +31,7 @@ from mosnet.dhcp4.client import Client, ClientConfig
 from mosnet.leasekeeper import LeaseKeeper
 from mosnet.proxyproc import ProxySpec, Supervisor
 from mosnet.rootfollow import Follower
-from mosnet.supervise import POLL_IN, Slot, StartFailed, Watch, stop_on_sigterm
+from mosnet.supervise import POLL_IN, Slot, StartFailed, Watch, pidfds_work, stop_on_sigterm
 
 TITLE = "@mosnet-daemon"
 RUN_DIR = "/run/mosnet"
@@ -218,7 +218,8 @@ class _Daemon:
 
     def _start_threads(self) -> None:
         spec, follower = self.spec, self.start.follower
-        self._thread(self._watch_loop)
+        if self.watcher.pid is not None or self.watcher.due is not None:
+            self._thread(self._watch_loop)
         if spec.proxy is not None:
             self.supervisor = Supervisor(spec.proxy)
             self._thread(self.supervisor.run)
@@ -233,9 +234,11 @@ class _Daemon:
         if self.replacement:
             self.watch.adopt(self.watcher, self.start.watch_pid)
             self._take_over()
-        else:  # the first daemon: fork the watcher while we are single-threaded
+        elif pidfds_work():  # the first daemon: fork the watcher while single-threaded
             self.watch.adopt(self.watcher, None)
             self.watch.step({}, 0.0)
+        else:
+            _log.error("no pidfds in this kernel: the daemon runs without a watcher")
         client = self.client
         if client is not None:
             self.keeper = LeaseKeeper(client, self.spec.run_dir, v6=self.v6)

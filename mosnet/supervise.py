@@ -123,8 +123,8 @@ class _RealOps:
     def reap(self, fd: int) -> str | None:
         try:
             res = os.waitid(os.P_PIDFD, fd, os.WEXITED | os.WNOHANG)
-        except ChildProcessError:
-            return None  # not ours: its parent reaps it
+        except OSError:  # ECHILD: not ours, its parent reaps it (EINVAL: Linux 5.3)
+            return None
         return None if res is None else describe(res.si_code, res.si_status)
 
     def poll(self, fds: Mapping[int, int], timeout: float | None) -> set[int]:
@@ -140,6 +140,15 @@ class _RealOps:
 
 
 REAL: Ops = _RealOps()
+
+
+def pidfds_work() -> bool:
+    """pidfd_open(2) exists (Linux >= 5.3); without it nothing can be watched."""
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:
+        return False
+    return True
 
 
 class Watch:

@@ -120,3 +120,18 @@ def test_a_daemon_that_raises_is_started_again_with_backoff(
     assert "starting it again in 2 s" in text  # it died young: the backoff doubled
     assert section(run, "watch")["restarts"]["@mosnet-daemon"] == 2
     os.kill(d3, signal.SIGTERM)
+
+
+def test_without_pidfds_the_daemon_runs_unwatched(
+    run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kernel older than 5.3: no watcher rather than one that cannot watch."""
+    monkeypatch.setattr(daemon, "pidfds_work", lambda: False)
+    handle = daemon.spawn(None, None, None, run_dir=str(run))
+    _ours.append(handle.pid)
+    d1 = new_pid(run, "daemon", "@mosnet-daemon")
+    time.sleep(0.5)
+    assert section(run, "watch") == {} and children(d1, "@mosnet-watch") == []
+    assert "no pidfds in this kernel" in (run / "boot.log").read_text()
+    os.kill(d1, signal.SIGTERM)
+    wait_for(lambda: not status.alive(d1, "@mosnet-daemon"), 10)
