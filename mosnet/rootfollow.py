@@ -20,14 +20,17 @@ its /run: nothing is ever bound there.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import select
+from collections.abc import Iterator
 
 from mosnet import chainfollow, log
 
 MOUNT_EVENTS = select.POLLPRI | select.POLLERR
 PIPE_EVENTS = select.POLLIN | select.POLLERR | select.POLLHUP
 TICK = chainfollow.TICK_MS / 1000
+LOCK = ".follow.lock"
 
 _log = log.get("follow")
 
@@ -77,7 +80,8 @@ class Follower:
             return False
         spoke = self._read_notify(ready)
         if self.chain:
-            self.attached, finished = chainfollow.step(self.state, self.attached)
+            with self._one_at_a_time():  # the daemon and its watcher: one bind, not two
+                self.attached, finished = chainfollow.step(self.state, self.attached)
             return self._finish(finished, entered=finished)
         if not spoke:
             return False
@@ -90,6 +94,21 @@ class Follower:
             _log.error("cannot enter the real root: %s", exc)
             return self._finish(True, entered=False)
         return self._finish(True, entered=True)
+
+    @contextlib.contextmanager
+    def _one_at_a_time(self) -> Iterator[None]:
+        """flock on a file in mosnet's /run/mosnet (best effort)."""
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+        try:
+            fd = os.open(LOCK, flags, 0o600, dir_fd=self.state.run_fd)
+        except OSError:
+            yield
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     def _read_notify(self, ready: set[int] | frozenset[int]) -> bool:
         """True once PID 1 spoke (its byte or the end of file)."""
