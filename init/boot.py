@@ -237,12 +237,14 @@ def _copy_resolv_conf() -> None:
 
 
 def start_daemon(state: BootState) -> None:
-    """In chain mode the daemon always runs: it carries /run/mosnet into the real root."""
+    """In chain mode the daemon always runs: it carries /run/mosnet into the real root.
+
+    The daemon forks its watcher, which also keeps the OVS daemons alive.
+    """
     chained = state.chain is not None
     if state.daemon is not None or (state.client is None and state.proxy is None and not chained):
         return
-    new_root = NEW_ROOT if state.root_mounted else None
-    state.daemon = daemon.spawn(state.client, new_root, state.v6, state.proxy, chain=chained)
+    state.daemon = daemon.spawn(state.client, state.v6, state.proxy, chain=chained, run_dir=RUN_DIR)
     procs.reap_orphans()
 
 

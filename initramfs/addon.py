@@ -9,6 +9,11 @@ Libraries are looked up in the extracted tree first and on the build host
 only for what the tree lacks (glibc); nothing under the host's OVS paths is
 ever read. Sonames the base ships in a loader directory are not searched at
 all, and no path the base already has (ld.so, /lib64) is written again.
+
+``RUNTIME_MANIFEST`` lists the daemons, the loader and every library they
+load (glibc included, wherever in base or add-on it lies): PID 1 copies
+those into /run (``mosnet.ovsrt``) so the daemons can be restarted after
+switch_root has emptied the initramfs.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ TOOL_NAMES = ("ovsdb-tool", "ovs-vsctl", "ovs-ofctl", "ovs-appctl", "ovs-dpctl")
 TOOLS = tuple(f"/usr/bin/{name}" for name in TOOL_NAMES)
 ROOT_TOOLS = ("/usr/bin/ovs-vsctl", "/usr/bin/ovs-ofctl", "/usr/bin/ovs-appctl")
 SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
+RUNTIME_MANIFEST = "/usr/lib/mosnet/ovs-runtime.txt"  # mosnet.ovsrt.MANIFEST
 # The host may have OVS installed (the test deps do): never take it from there.
 HOST_FORBIDDEN = ("/usr/sbin/ovs", "/usr/bin/ovs", "/usr/lib/openvswitch", "/usr/share/openvswitch")
 
@@ -130,6 +136,65 @@ class Contents:
     from_base: list[str] = field(default_factory=list)  # sonames the base provides
 
 
+def _runtime_needs(root: Path, base: Collection[str], host: Path) -> tuple[set[str], str | None]:
+    """Sonames the daemons load, and their interpreter.
+
+    Libraries of the add-on are read from the tree; those the base provides
+    (``base``: glibc and friends, copied from the build host) from the host
+    when it has them, so their own needs count too.
+    """
+    closure = resolve_layered(root, DAEMONS, base, host)
+    needed: set[str] = set()
+    interp = None
+    for f in closure.files:
+        info = read_elf(f.source)
+        if info is not None:
+            needed.update(info.needed)
+            interp = interp or info.interp
+    todo = sorted(needed & set(base))
+    while todo:
+        name = todo.pop()
+        found = [host / d.lstrip("/") / name for d in DEFAULT_DIRS]
+        info = next((read_elf(p) for p in found if p.is_file()), None)
+        for dep in info.needed if info is not None else ():
+            if dep not in needed:
+                needed.add(dep)
+                todo.append(dep)
+    return needed, interp
+
+
+def runtime_manifest(
+    root: Path,
+    base: Collection[PurePosixPath],
+    tree: Collection[PurePosixPath],
+    host: Path = Path("/"),
+) -> str:
+    """``mosnet.ovsrt``'s manifest: the daemons, their loader and their libraries.
+
+    ``base`` and ``tree`` are the paths of the base image and of the add-on.
+    Each library is named by a path of either that ld.so would find it under
+    (its soname, in a loader directory), so the copy (symlinks followed) is
+    what the loader looks for.
+    """
+    dirs = {PurePosixPath(d) for d in DEFAULT_DIRS}
+    provided = {p.name for p in base if p.parent in dirs}
+    needed, interp = _runtime_needs(root, provided, host)
+    have = {*base, *tree}
+    if interp is None or PurePosixPath(interp) not in have:
+        raise AddonError(f"{DAEMONS[0]}: program interpreter {interp} not in the image")
+    needed.discard(PurePosixPath(interp).name)  # the loader is copied as the loader
+    named: dict[str, PurePosixPath] = {}
+    for image in sorted(have):
+        if image.name in needed and image.parent in dirs:
+            named.setdefault(image.name, image)
+    if needed - set(named):
+        raise AddonError(f"OVS runtime libraries not in the image: {sorted(needed - set(named))}")
+    lines = ["# mosnet.ovsrt copies these to /run/mosnet/ovs before the OVS daemons start",
+             f"loader {interp}", *(f"program {d}" for d in DAEMONS),
+             *(f"library {named[n]}" for n in sorted(named))]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def _part(image: PurePosixPath) -> str:
     return "daemons" if str(image) in DAEMONS else "tools" if str(image) in TOOLS else "libraries"
 
@@ -155,6 +220,8 @@ def collect(root: Path, base: Mapping[PurePosixPath, Listed], host: Path = Path(
         else:
             out.tree.add_symlink(link.image_path, link.target, part="libraries")
     out.tree.add_file(SCHEMA, root / SCHEMA.lstrip("/"), mode=0o644, part="schema")
+    manifest = runtime_manifest(root, set(base), {p for p, _ in out.tree.items()}, host)
+    out.tree.add_bytes(RUNTIME_MANIFEST, manifest.encode(), part="runtime")
     out.from_base = sorted(needed & provided)
     return out
 

@@ -1,33 +1,44 @@
-"""The long-running mosnet daemon, forked from PID 1 before switch_root.
+"""The long-running mosnet daemon, ``@mosnet-daemon``, forked from PID 1 before switch_root.
 
-It keeps the DHCP lease alive for the life of the system and supervises
-the ARP/NDP proxy process (``mosnet.proxyproc``). Being a fork of PID 1, it
-has already imported all it needs: after switch_root the initramfs files are gone, so it must never
-import lazily. It names itself ``@mosnet-daemon`` so systemd's kill sweeps
-spare it, and it moves its root into the real system once PID 1 says the
-switch happened.
+It keeps the DHCP lease alive for the life of the system, runs IPv6 (RA,
+DHCPv6) and supervises the ARP/NDP proxy process (``mosnet.proxyproc``).
+It and its watcher ``@mosnet-watch`` (``mosnet.watch``) keep each other
+alive: a daemon that dies is replaced within seconds by one that takes the
+lease over from ``lease-<if>.json`` (``mosnet.leasekeeper``), and a dead
+watcher is replaced by the daemon. Every one of them is a fork of a process
+that has already imported all it needs: after switch_root the initramfs
+files are gone, so nothing here imports lazily. The names start with ``@``
+so systemd's kill sweeps spare them, and each process follows PID 1 into
+the real root on its own (``mosnet.rootfollow``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
+import gc
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, NoReturn
 
-from mosnet import chainfollow, coexist, ipv6, log, proctitle, resolvconf, state, wake
-from mosnet.dhcp4 import apply
-from mosnet.dhcp4.client import Client
-from mosnet.dhcp4.lease import Lease
+from mosnet import coexist, ipv6, leasekeeper, log, ovsrt, proctitle, state, wake, watch
+from mosnet.dhcp4.client import Client, ClientConfig
+from mosnet.leasekeeper import LeaseKeeper
 from mosnet.proxyproc import ProxySpec, Supervisor
+from mosnet.rootfollow import Follower
+from mosnet.supervise import POLL_IN, Slot, StartFailed, Watch, pidfds_work, stop_on_sigterm
 
 TITLE = "@mosnet-daemon"
 RUN_DIR = "/run/mosnet"
 SWITCHED = b"S"
 CHAINED = b"C"  # chain mode: PID 1 execs the distro's /init next
 
+publish_dns = leasekeeper.publish_dns  # PID 1 writes resolv.conf the same way
 _log = log.get("daemon")
 
 
@@ -44,209 +55,274 @@ class DaemonHandle:
             os.close(self.notify_fd)
 
 
-def publish_dns(lease: Lease, run_dir: str = RUN_DIR, v6: ipv6.Ipv6State | None = None) -> None:
-    """resolv.conf from the lease (and IPv6's RDNSS/DHCPv6 servers, merged).
+@dataclass(frozen=True)
+class DaemonSpec:
+    """All a daemon needs to start again from the recorded state."""
 
-    Written to /run/mosnet/resolv.conf and /etc/resolv.conf.
+    run_dir: str = RUN_DIR
+    dhcp4: str | None = None  # the interface whose DHCPv4 lease is kept
+    client_config: ClientConfig = ClientConfig()
+    v6: str | None = None  # the interface of IPv6 (RA, DHCPv6)
+    want_dhcp6: bool = False  # ip=dhcp6: DHCPv6 without waiting for the RA's M flag
+    proxy: ProxySpec | None = None
+    ovs_run_dir: str | None = None  # OVS backend: the watcher keeps its daemons alive
+    ovs_runtime: str = ovsrt.RUNTIME_DIR
+    chain: bool = False
+
+
+@dataclass
+class Start:
+    """What one daemon process starts from."""
+
+    spec: DaemonSpec
+    follower: Follower
+    watch_pid: int | None = None  # the watcher that forked us; None: fork one
+    client: Client | None = None  # PID 1's client, still open (the first daemon only)
+    v6: ipv6.Ipv6State | None = None  # PID 1's IPv6 state (idem)
+
+
+def _exit_with(main: Callable[[Any], int | None], arg: object, what: str) -> NoReturn:
+    """The body of a forked child: never falls back into the parent's code."""
+    code = 1
+    try:
+        code = main(arg) or 0
+    except BaseException:
+        _log.exception("%s crashed", what)
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def fork_daemon(spec: DaemonSpec, follower: Follower) -> int:
+    """In the watcher: a new daemon, which takes the lease over from the record."""
+    watcher = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        _exit_with(_daemon_main, Start(spec, follower, watch_pid=watcher), "daemon")
+    return pid
+
+
+def follow(
+    follower: Follower, run_dir: str, chain: bool, stop_fd: int, entered: Callable[[], None]
+) -> bool:
+    """Thread body: follow PID 1 into the real root, then call ``entered``.
+
+    Chain mode records how it went (state.json ``chain``) and, once in the
+    real root, keeps its network managers off mosnet's links.
     """
-    v6_dns = v6.dns if v6 is not None else ()
-    if not lease.dns and not v6_dns:
-        return
-    servers = resolvconf.merge_nameservers(lease.dns, v6_dns)
-    search = resolvconf.merge_search(lease.search or (), v6.search if v6 is not None else ())
-    try:
-        text = resolvconf.render(servers, search, f"mosnet DHCPv4 lease from {lease.server_id}")
-    except resolvconf.ResolvConfError as exc:
-        _log.warning("resolv.conf not written: %s", exc)
-        return
-    for path in (os.path.join(run_dir, "resolv.conf"), "/etc/resolv.conf"):
+    done = follower.run(stop_fd)
+    if chain and follower.done:
+        section = {"followed": done, "events": follower.state.events}
         try:
-            resolvconf.write_atomic(path, text)
-        except OSError as exc:  # a read-only real root: /run/mosnet still has it
-            _log.warning("cannot write %s: %s", path, exc.strerror or exc)
-
-
-class LeaseKeeper:
-    """Applies every (re)bind to the interface and publishes it; undoes expiry."""
-
-    def __init__(
-        self, client: Client, run_dir: str = RUN_DIR, v6: ipv6.Ipv6State | None = None
-    ) -> None:
-        self.client = client
-        self.run_dir = run_dir
-        self.v6 = v6
-        self.renewals = 0
-
-    def _record(self, lease: Lease | None) -> None:
-        """The lease section of state.json (``mosnet status`` shows the timers)."""
-        ifname = self.client.ifname
-        section = None if lease is None else state.lease_section(lease, ifname, self.client.clock())
-        try:
-            state.set_section(self.run_dir, "lease", section)
+            state.set_section(run_dir, "chain", section)
         except OSError as exc:
             _log.warning("state.json not updated: %s", exc)
-
-    def _publish(self, lease: Lease) -> None:
-        self._record(lease)
-        if self.v6 is not None:  # IPv6 rewrites resolv.conf too: keep it merged
-            self.v6.v4_dns = tuple(map(str, lease.dns))
-            self.v6.v4_search = tuple(lease.search)
-        publish_dns(lease, self.run_dir, self.v6)
-
-    def republish(self) -> None:
-        """Write resolv.conf again (chain mode: the real root appeared meanwhile)."""
-        lease = self.client.lease
-        if lease is not None:
-            publish_dns(lease, self.run_dir, self.v6)
-
-    def on_bind(self, lease: Lease) -> None:
-        apply.apply(lease, self.client.ifname, self.client.clock())
-        apply.write_lease(lease, self.client.ifname, self.run_dir)
-        apply.maybe_set_hostname(lease.hostname)
-        self._publish(lease)
-        _log.info("lease %s on %s bound, %ds", lease.address, self.client.ifname, lease.lease_time)
-
-    def on_renew(self, lease: Lease) -> None:
-        self.renewals += 1
-        apply.apply(lease, self.client.ifname, self.client.clock())
-        apply.write_lease(lease, self.client.ifname, self.run_dir)
-        self._publish(lease)
-        _log.info("lease %s on %s renewed (%d)", lease.address, self.client.ifname, self.renewals)
-
-    def on_expire(self, lease: Lease) -> None:
-        _log.warning("lease %s on %s expired: removing it", lease.address, self.client.ifname)
-        apply.remove(lease, self.client.ifname)
-        self._record(None)
-
-
-def _follow_switch(
-    notify_fd: int, root_fd: int | None, entered: Callable[[], None] = lambda: None
-) -> None:
-    """Thread: wait for PID 1's word, then chroot into the real root."""
-    try:
-        data = os.read(notify_fd, 1)
-    except OSError:
-        data = b""
-    if data != SWITCHED or root_fd is None:
-        return  # PID 1 stays in the initramfs (fallback): so do we
-    try:
-        os.fchdir(root_fd)
-        os.chroot(".")
-        os.chdir("/")
-        _log.info("daemon now runs in the real root")
-    except OSError as exc:
-        _log.error("cannot enter the real root: %s", exc)
-        return
-    entered()
-
-
-def _follow_chain(notify_fd: int, run_fd: int, entered: Callable[[], None]) -> None:
-    """Thread: once PID 1 has handed over to the distro init, follow it (chain mode)."""
-    root = os.stat("/")
-    try:
-        data = os.read(notify_fd, 1)
-    except OSError:
-        data = b""
-    if not data:
-        return  # PID 1 never handed over (its fallback): stay here
-
-    def done(f: chainfollow.Follow) -> None:
-        now = os.stat("/")
-        followed = (now.st_dev, now.st_ino) != (root.st_dev, root.st_ino)
-        section = {"followed": followed, "events": f.events}
-        try:
-            state.set_section(RUN_DIR, "chain", section)
-        except OSError as exc:
-            _log.warning("state.json not updated: %s", exc)
-        if followed:  # the real root's /run: keep its network managers off our links
+        if done:
             try:
-                written = coexist.hand_off_from_state(RUN_DIR)
+                written = coexist.hand_off_from_state(run_dir)
                 _log.info("network managers kept off mosnet's links: %s", ", ".join(written))
             except (OSError, state.StateError) as exc:
                 _log.warning("network manager files not written: %s", exc)
+    if done:
         entered()
-
-    f = chainfollow.Follow(run_fd, (root.st_dev, root.st_ino))
-    chainfollow.follow(f, done)
+    return done
 
 
-def _daemon_main(
+class _Daemon:
+    """One daemon process: its lease, proxy, IPv6, root and watcher."""
+
+    def __init__(self, start: Start, stop: wake.Waker) -> None:
+        self.start, self.spec, self.stop = start, start.spec, stop
+        self.client, self.v6 = start.client, start.v6
+        self.keeper: LeaseKeeper | None = None
+        self.supervisor: Supervisor | None = None
+        self.watcher = Slot(watch.TITLE, self._fork_watch)
+        self.watch = Watch([self.watcher], stopping=stop.is_set)
+        self.replacement = start.watch_pid is not None  # forked by a watcher, not by PID 1
+
+    def close_in_child(self) -> None:
+        """In a watcher we just forked: our sockets are not its business."""
+        if self.client is not None:
+            self.client.close()
+        if self.v6 is not None:
+            ipv6.stop(self.v6)
+
+    def _fork_watch(self) -> int:
+        if self.stop.is_set():
+            raise StartFailed("stopping")
+        spec = self.spec
+        ws = watch.WatchStart(
+            spec.run_dir, os.getpid(), functools.partial(fork_daemon, spec, self.start.follower),
+            self.start.follower, spec.ovs_run_dir, spec.ovs_runtime, self.close_in_child,
+        )  # fmt: skip
+        pid = os.fork()
+        if pid == 0:
+            _exit_with(watch.main, ws, "watcher")
+        return pid
+
+    def _watch_loop(self) -> None:
+        while not self.stop.is_set():
+            self.watch.step({self.stop.fileno(): POLL_IN})
+
+    def _take_over(self) -> None:
+        """A replacement daemon: the client from the recorded lease, IPv6 anew."""
+        spec = self.spec
+        if spec.dhcp4 is not None:
+            client = self.client = Client(spec.dhcp4, config=spec.client_config)
+            lease = leasekeeper.recorded_lease(spec.run_dir, spec.dhcp4, client.clock())
+            if lease is None:
+                _log.info("no usable lease recorded for %s: asking for one", spec.dhcp4)
+            else:
+                client.resume(lease)
+        if spec.v6 is not None:
+            resolv = os.path.join(spec.run_dir, "resolv.conf")
+            self.v6 = ipv6.Ipv6State(spec.v6, spec.run_dir, resolv_path=resolv, deferred=True)
+
+    def _run_ipv6(self) -> None:
+        v6 = self.v6
+        assert v6 is not None
+        if self.replacement and self.spec.want_dhcp6:  # ip=dhcp6: as PID 1 did
+            fresh = ipv6.start(v6.ifname, v6.run_dir, want_dhcp6=True, resolv_path=v6.resolv_path,
+                               v4_dns=v6.v4_dns, v4_search=v6.v4_search)  # fmt: skip
+            for f in dataclasses.fields(fresh):
+                setattr(v6, f.name, getattr(fresh, f.name))
+        ipv6.run_forever(v6, self.stop.is_set)
+
+    def _entered(self) -> None:
+        _log.info("daemon now runs in the real root")
+        self._record()  # after PID 1's state.json: the pid it wrote may be an older daemon's
+        if self.supervisor is not None:
+            self.supervisor.renew()
+        if self.keeper is not None:
+            self.keeper.republish()  # the real root's /etc/resolv.conf
+
+    def _record(self) -> None:
+        section = {"pid": os.getpid(), "started": round(time.time(), 3)}
+        try:
+            state.set_section(self.spec.run_dir, "daemon", section)
+        except OSError as exc:
+            _log.warning("state.json not updated: %s", exc)
+
+    def _thread(self, target: Callable[..., object], *args: object) -> None:
+        """A thread whose uncaught exception ends the daemon (the watcher starts a
+        whole new one) instead of leaving it without that duty."""
+
+        def body() -> None:
+            try:
+                target(*args)
+            except BaseException:
+                _log.exception("daemon thread %s crashed", getattr(target, "__name__", target))
+                os._exit(1)
+
+        threading.Thread(target=body, daemon=True).start()
+
+    def _start_threads(self) -> None:
+        spec, follower = self.spec, self.start.follower
+        if self.watcher.pid is not None or self.watcher.due is not None:
+            self._thread(self._watch_loop)
+        if spec.proxy is not None:
+            self.supervisor = Supervisor(spec.proxy)
+            self._thread(self.supervisor.run)
+        if not follower.done:
+            stop_fd = self.stop.fileno()
+            self._thread(follow, follower, spec.run_dir, spec.chain, stop_fd, self._entered)
+        v6 = self.v6
+        if v6 is not None and (v6.client is not None or v6.deferred):
+            self._thread(self._run_ipv6)
+
+    def run(self) -> None:
+        if self.replacement:
+            self.watch.adopt(self.watcher, self.start.watch_pid)
+            self._take_over()
+        elif pidfds_work():  # the first daemon: fork the watcher while single-threaded
+            self.watch.adopt(self.watcher, None)
+            self.watch.step({}, 0.0)
+        else:
+            _log.error("no pidfds in this kernel: the daemon runs without a watcher")
+        client = self.client
+        if client is not None:
+            self.keeper = LeaseKeeper(client, self.spec.run_dir, v6=self.v6)
+            if self.replacement and client.lease is not None:
+                self.keeper.on_resume(client.lease)
+        self._start_threads()
+        self._record()
+        _log.info("daemon started (pid %d, watcher %s)", os.getpid(), self.watcher.pid)
+        if client is not None and self.keeper is not None:
+            keeper = self.keeper
+            client.run_forever(keeper.on_bind, keeper.on_expire, self.stop.is_set,
+                               on_renew=keeper.on_renew, wake_fd=self.stop.fileno())  # fmt: skip
+        while not self.stop.wait():  # a signal handler runs between polls (PEP 475)
+            pass
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop()
+        fd = self.watcher.fd
+        if fd is not None:  # a stop is a stop: the watcher must not start us again
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(fd, signal.SIGTERM)
+        _log.info("daemon stopping on SIGTERM; addresses stay until their lifetimes end")
+
+
+def _daemon_main(start: Start) -> None:
+    # What PID 1 imported is never garbage: keep the collector off those pages, so
+    # they stay shared with the watcher and the proxy (copy-on-write)
+    gc.freeze()
+    proctitle.set_title(TITLE)
+    with contextlib.suppress(OSError):
+        os.setsid()
+    stop = wake.Waker()
+    stop_on_sigterm(stop)
+    start.follower.reopen()
+    _Daemon(start, stop).run()
+
+
+def spec_for(
     client: Client | None,
-    notify_fd: int,
-    root_fd: int | None,
     v6: ipv6.Ipv6State | None,
     proxy: ProxySpec | None,
-    run_fd: int | None = None,
-) -> None:
-    proctitle.set_title(TITLE)
-    os.setsid()
-    # an eventfd, not a threading.Event: the DHCP loop sleeps on it with its
-    # sockets, so SIGTERM wakes it at once and nothing polls a flag on a timer
-    stop = wake.Waker()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGPIPE):
-        signal.signal(sig, signal.SIG_IGN)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    supervisor = Supervisor(proxy) if proxy is not None else None
-    if supervisor is not None:  # first: it forks, best with no other threads around yet
-        threading.Thread(target=supervisor.run, daemon=True).start()
-    keeper = LeaseKeeper(client, v6=v6) if client is not None else None
-
-    def entered() -> None:
-        if supervisor is not None:
-            supervisor.renew()
-        if keeper is not None:
-            keeper.republish()  # the real root's /etc/resolv.conf
-
-    if run_fd is not None:
-        follow = threading.Thread(target=_follow_chain, args=(notify_fd, run_fd, entered))
-    else:
-        follow = threading.Thread(target=_follow_switch, args=(notify_fd, root_fd, entered))
-    follow.daemon = True
-    follow.start()
-    if v6 is not None and (v6.client is not None or v6.deferred):
-        threading.Thread(target=ipv6.run_forever, args=(v6, stop.is_set), daemon=True).start()
-    _log.info("daemon started (pid %d)", os.getpid())
-    if client is not None and keeper is not None:
-        client.run_forever(keeper.on_bind, keeper.on_expire, stop.is_set, on_renew=keeper.on_renew,
-                           wake_fd=stop.fileno())  # fmt: skip
-    while not stop.wait():  # a signal handler runs between polls (PEP 475)
-        pass
-    if supervisor is not None:
-        supervisor.stop()
-    _log.info("daemon stopping on SIGTERM; addresses stay until their lifetimes end")
+    **kw: Any,
+) -> DaemonSpec:
+    """What a replacement daemon needs to know of PID 1's live objects."""
+    keep_v6 = v6 is not None and (v6.client is not None or v6.deferred)
+    return DaemonSpec(
+        dhcp4=client.ifname if client is not None else None,
+        client_config=client.config if client is not None else ClientConfig(),
+        v6=v6.ifname if v6 is not None and keep_v6 else None,
+        want_dhcp6=v6 is not None and keep_v6 and not v6.deferred,
+        proxy=proxy,
+        ovs_run_dir=proxy.ovs_run_dir if proxy is not None and proxy.backend == "ovs" else None,
+        **kw,
+    )
 
 
 def spawn(
     client: Client | None,
-    new_root: str | None,
     v6: ipv6.Ipv6State | None = None,
     proxy: ProxySpec | None = None,
+    *,
     chain: bool = False,
+    run_dir: str = RUN_DIR,
+    ovs_runtime: str = ovsrt.RUNTIME_DIR,
 ) -> DaemonHandle:
-    """Fork the daemon; the parent gets a handle, the child never returns.
+    """Fork the daemon (which forks its watcher); the parent gets a handle.
 
-    ``chain``: PID 1 will exec a distro init, which mounts the root itself;
-    /run/mosnet is opened here, before that init can mount over /run.
+    The daemon takes over ``client`` and ``v6`` (their sockets are closed
+    here). ``chain``: PID 1 will exec a distro init, which mounts the root
+    itself; /run/mosnet is opened here, before that init can mount over /run.
     """
-    root_fd = os.open(new_root, os.O_PATH | os.O_DIRECTORY) if new_root else None
-    run_fd = os.open(RUN_DIR, os.O_PATH | os.O_DIRECTORY) if chain else None
+    spec = spec_for(client, v6, proxy, chain=chain, run_dir=run_dir, ovs_runtime=ovs_runtime)
+    os.makedirs(run_dir, mode=0o755, exist_ok=True)
+    run_fd = os.open(run_dir, os.O_PATH | os.O_DIRECTORY)
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # child
-        code = 0
-        try:
-            os.close(write_fd)
-            _daemon_main(client, read_fd, root_fd, v6, proxy, run_fd)
-        except BaseException:
-            _log.exception("daemon crashed")
-            code = 1
-        finally:
-            os._exit(code)  # never fall back into PID 1's code
+        os.close(write_fd)
+        start = Start(spec, Follower(read_fd, run_fd, chain), client=client, v6=v6)
+        _exit_with(_daemon_main, start, "daemon")
     os.close(read_fd)
-    for fd in (root_fd, run_fd):
-        if fd is not None:
-            os.close(fd)
+    os.close(run_fd)
     if client is not None:
         client.close()  # the daemon owns the sockets now
     if v6 is not None:

@@ -9,7 +9,10 @@ Because OVS derives its program name from argv[0], every default path
 (pidfile, unixctl socket, log) is passed explicitly.
 
 Nothing here raises on a failing command: each step is bounded by a timeout
-and failures come back as strings in a typed result.
+and failures come back as strings in a typed result (``restart``, for the
+watcher, raises ``StartFailed``). The daemons run from the copy
+``mosnet.ovsrt`` puts under /run, so they can be started again after
+switch_root has emptied the initramfs.
 """
 
 from __future__ import annotations
@@ -23,16 +26,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from mosnet import ovsrt, status
 from mosnet.bridge import BRIDGE, bridge_mac
+from mosnet.supervise import StartFailed
 
 RUN_DIR = "/run/openvswitch"
 SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 BIN_DIRS = ("/usr/sbin", "/usr/bin", "/sbin", "/bin")  # Debian: tools in bin, daemons in sbin
 VSWITCHD_PATHS = ("/usr/lib/openvswitch-switch/ovs-vswitchd", "/usr/sbin/ovs-vswitchd")
-OPENFLOW_PORTS = (6633, 6653, 6640)  # OpenFlow (old and IANA) and OVSDB
 Datapath = Literal["system", "netdev"]
 TIMEOUT = 20.0
 NIC_OFPORT, HOST_OFPORT = 1, 2  # mosnet.ofrules.NIC_PORT / HOST_PORT
+DAEMONS = ("ovsdb-server", "ovs-vswitchd")  # start order
 
 
 @dataclass(frozen=True)
@@ -89,13 +94,27 @@ def _env(run_dir: str) -> dict[str, str]:
     return dict(os.environ, **env)
 
 
-def _run(argv: Sequence[str], run_dir: str, timeout: float, *, stdin: str = "") -> str | None:
-    """Run a tool with a list argv; None on success, else a one-line error."""
+def _run(
+    argv: Sequence[str],
+    run_dir: str,
+    timeout: float,
+    *,
+    stdin: str = "",
+    runtime: ovsrt.Runtime | None = None,
+) -> str | None:
+    """Run a tool with a list argv; None on success, else a one-line error.
+
+    With ``runtime`` holding the program, it runs from there (through the
+    runtime's loader); else from the system's binaries.
+    """
     title = argv[0].removeprefix("@")
-    exe = find_binary(title) or title
+    if runtime is not None and runtime.has(title):
+        exe, args = runtime.command(argv)
+    else:
+        exe, args = find_binary(title) or title, list(argv)
     try:
         proc = subprocess.run(
-            [argv[0], *argv[1:]],
+            args,
             executable=exe,
             input=stdin,
             env=_env(run_dir),
@@ -142,23 +161,34 @@ def vsctl(run_dir: str, *args: str, timeout: float = TIMEOUT) -> str | None:
     return _run(["ovs-vsctl", db, f"--timeout={int(timeout)}", *args], run_dir, timeout + 2)
 
 
-def _start_ovsdb(run_dir: str, timeout: float) -> tuple[int | None, str | None]:
+def daemon_argv(name: str, run_dir: str) -> list[str]:
+    """The command line of ``name`` (one of ``DAEMONS``): the same at every (re)start."""
+    p = paths(run_dir)
+    if name == "ovsdb-server":
+        head = [p["db"], f"--remote=punix:{p['db_sock']}"]  # never a TCP remote
+        key = "ovsdb"
+    else:
+        head, key = [f"unix:{p['db_sock']}"], "vswitchd"
+    return [
+        f"@{name}",
+        *head,
+        f"--pidfile={p[key + '_pid']}",
+        f"--unixctl={p[key + '_ctl']}",
+        f"--log-file={p[key + '_log']}",
+        "--detach",  # returns once it serves (ovsdb) or has read the database (vswitchd)
+        "--no-chdir",
+    ]
+
+
+def _start_ovsdb(
+    run_dir: str, timeout: float, runtime: ovsrt.Runtime | None = None
+) -> tuple[int | None, str | None]:
     p = paths(run_dir)
     if not os.path.exists(p["db"]):
         err = _run(["ovsdb-tool", "create", p["db"], SCHEMA], run_dir, timeout)
         if err:
             return None, err
-    argv = [
-        "@ovsdb-server",
-        p["db"],
-        f"--remote=punix:{p['db_sock']}",  # never a TCP remote
-        f"--pidfile={p['ovsdb_pid']}",
-        f"--unixctl={p['ovsdb_ctl']}",
-        f"--log-file={p['ovsdb_log']}",
-        "--detach",
-        "--no-chdir",
-    ]
-    err = _run(argv, run_dir, timeout)  # --detach returns once it is serving
+    err = _run(daemon_argv("ovsdb-server", run_dir), run_dir, timeout, runtime=runtime)
     if err:
         return None, err
     err = vsctl(run_dir, "--no-wait", "init", timeout=timeout)
@@ -175,40 +205,79 @@ def _wait_uptime(seconds: float) -> str | None:
     return f"waited {seconds - now:.1f} s for uptime {seconds:.0f} s (OVS 3.1.0 handler bug)"
 
 
+def _install_runtime(root: str | None, manifest: str) -> tuple[ovsrt.Runtime | None, str]:
+    """The /run copy of the daemons (``mosnet.ovsrt``), or None and why not."""
+    if root is None:
+        return None, ""
+    try:
+        rt = ovsrt.install(manifest, root)
+    except ovsrt.OvsRuntimeError as exc:
+        return None, f"{exc}: the daemons run from the initramfs, no restart after switch_root"
+    return rt, "" if rt is not None else "no OVS runtime manifest: system binaries"
+
+
 def start(
     run_dir: str = RUN_DIR,
     *,
     datapath: Datapath = "system",
     wait_uptime: float = 10.0,
     timeout: float = TIMEOUT,
+    runtime_root: str | None = ovsrt.RUNTIME_DIR,
+    manifest: str = ovsrt.MANIFEST,
 ) -> Result:
-    """Create the database and start ovsdb-server and ovs-vswitchd, detached."""
+    """Create the database and start ovsdb-server and ovs-vswitchd, detached.
+
+    They run from the runtime copy under ``runtime_root`` when the image
+    carries a manifest (``None``: never copy).
+    """
     if not available(datapath):
         return Result(errors=(f"Open vSwitch binaries, schema or {datapath} datapath not found",))
     try:
         os.makedirs(run_dir, mode=0o750, exist_ok=True)
     except OSError as exc:
         return Result(errors=(f"{run_dir}: {exc}",))
-    db_pid, err = _start_ovsdb(run_dir, timeout)
+    runtime, why = _install_runtime(runtime_root, manifest)
+    notes: tuple[str, ...] = (why,) if why else ()
+    db_pid, err = _start_ovsdb(run_dir, timeout, runtime)
     if err:
-        return Result(ovsdb_pid=db_pid, errors=(err,))
-    notes: tuple[str, ...] = ()
+        return Result(ovsdb_pid=db_pid, notes=notes, errors=(err,))
     if datapath == "system":
         note = _wait_uptime(wait_uptime)
-        notes = (note,) if note else ()
-    p = paths(run_dir)
-    argv = [
-        "@ovs-vswitchd",
-        f"unix:{p['db_sock']}",
-        f"--pidfile={p['vswitchd_pid']}",
-        f"--unixctl={p['vswitchd_ctl']}",
-        f"--log-file={p['vswitchd_log']}",
-        "--detach",
-        "--no-chdir",
-    ]
-    err = _run(argv, run_dir, timeout)
-    sw_pid = _read_pid(p["vswitchd_pid"])
+        notes += (note,) if note else ()
+    argv = daemon_argv("ovs-vswitchd", run_dir)
+    err = _run(argv, run_dir, timeout, runtime=runtime)
+    sw_pid = _read_pid(paths(run_dir)["vswitchd_pid"])
     return Result(db_pid, sw_pid, notes, (err,) if err else ())
+
+
+def daemon_pid(name: str, run_dir: str = RUN_DIR) -> int | None:
+    """The running ``name`` by its pidfile; None if it is not running (or the pid was reused)."""
+    key = "ovsdb_pid" if name == "ovsdb-server" else "vswitchd_pid"
+    pid = _read_pid(paths(run_dir)[key])
+    if pid is None or not (status.alive(pid, f"@{name}") or status.alive(pid, name)):
+        return None
+    return pid
+
+
+def restart(
+    name: str,
+    run_dir: str = RUN_DIR,
+    *,
+    runtime_root: str = ovsrt.RUNTIME_DIR,
+    timeout: float = TIMEOUT,
+) -> int:
+    """Start ``name`` again with the arguments and database of the first start; its pid.
+
+    For the watcher: raises StartFailed (it tries again later). A daemon that
+    came up although the start command failed (a slow ``--detach``) counts.
+    """
+    if name == "ovs-vswitchd":
+        _wait_uptime(10.0)  # the 3.1.0 handler bug bites a restart as much as a start
+    err = _run(daemon_argv(name, run_dir), run_dir, timeout, runtime=ovsrt.find(runtime_root))
+    pid = daemon_pid(name, run_dir)
+    if pid is None:
+        raise StartFailed(err or f"{name} started but is not running")
+    return pid
 
 
 def build_bridge(
@@ -287,19 +356,7 @@ def replace_flows(flows: str, run_dir: str = RUN_DIR, *, timeout: float = TIMEOU
 
 def running(run_dir: str = RUN_DIR) -> bool:
     """Both daemons alive by their pidfiles (PID 1 may run the network phase twice)."""
-    p = paths(run_dir)
-    pids = [_read_pid(p["ovsdb_pid"]), _read_pid(p["vswitchd_pid"])]
-    return all(pid is not None and _alive(pid) for pid in pids)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # exists, not ours to signal
-    return True
+    return all(daemon_pid(name, run_dir) is not None for name in DAEMONS)
 
 
 def _stop_one(run_dir: str, ctl: str, pidfile: str, timeout: float) -> str | None:
@@ -339,34 +396,3 @@ def stop(run_dir: str = RUN_DIR, *, timeout: float = 5.0) -> Result:
         _stop_one(run_dir, p["ovsdb_ctl"], p["ovsdb_pid"], timeout),
     ]
     return Result(errors=tuple(e for e in errs if e))
-
-
-def _hex_addr(text: str) -> str:
-    raw = bytes.fromhex(text)
-    if len(raw) == 4:  # /proc/net/tcp: one little-endian 32-bit word
-        return ".".join(str(b) for b in reversed(raw))
-    words = [raw[i : i + 4][::-1] for i in range(0, 16, 4)]  # four LE words
-    return bytes(b for w in words for b in w).hex(":", 2)
-
-
-def tcp_listeners(ports: Sequence[int] = OPENFLOW_PORTS, proc: str = "/proc") -> list[str]:
-    """``addr:port`` of every TCP listener on ``ports`` in this netns."""
-    found = []
-    for name in ("tcp", "tcp6"):
-        try:
-            lines = Path(f"{proc}/net/{name}").read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if len(fields) < 4 or fields[3] != "0A":  # 0A: TCP_LISTEN
-                continue
-            addr, _, port = fields[1].partition(":")
-            if int(port, 16) in ports:
-                found.append(f"{_hex_addr(addr)}:{int(port, 16)}")
-    return found
-
-
-def listeners_ok(proc: str = "/proc") -> bool:
-    """True when nothing listens on an OpenFlow/OVSDB TCP port (unix sockets only)."""
-    return not tcp_listeners(OPENFLOW_PORTS, proc)

@@ -2,8 +2,10 @@
 
 The daemon forks ``@mosnet-proxy`` and forks it again when it dies (crash,
 ``kill``, a broken OpenFlow connection), with a backoff when it keeps dying
-young. Being a fork of the daemon, it never imports anything: after
-switch_root the initramfs files are gone.
+young (``mosnet.supervise.Backoff``). Being a fork of the daemon, it never
+imports anything: after switch_root the initramfs files are gone. It dies
+with the daemon (PR_SET_PDEATHSIG): the daemon's replacement starts its own,
+and two proxies must never answer side by side.
 
 * Linux bridge: announce the host addresses, then answer ARP/NDP on the NIC
   (``mosnet.proxyd``) for them and for the guest addresses the NDP relay
@@ -11,7 +13,8 @@ switch_root the initramfs files are gone.
   with the NIC MAC.
 * Open vSwitch: announce, then be br-mosnet's OpenFlow controller
   (``mosnet.ofcontrol`` over ``mosnet.ofsock``); connecting restores the
-  base flows.
+  base flows. While the switch is away (ovs-vswitchd restarting) it waits
+  for it instead of dying young again and again.
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ from dataclasses import dataclass
 
 from mosnet import guests, log, ndprelay, ofcontrol, ofsock, ovs, proctitle, proxyd, wake
 from mosnet.proxy import ProxyConfig
+from mosnet.supervise import Backoff, die_with_parent
 
 TITLE = "@mosnet-proxy"
 GUEST_TIMEOUT = 300.0  # Linux bridge: a guest address unseen this long is forgotten
 MAX_BACKOFF = 30.0
 STABLE = 10.0  # a child that lived this long resets the backoff
+SWITCH_RETRY = 0.5  # OVS: how often to knock while the switch's socket is not there
 
 _log = log.get("proxyproc")
 
@@ -55,7 +60,16 @@ def _run_linux(spec: ProxySpec, stop: wake.Waker) -> None:
 def _run_ovs(spec: ProxySpec, stop: wake.Waker) -> None:
     path = ovs.paths(spec.ovs_run_dir)["controller"]
     controller = ofcontrol.Controller(spec.config, time.monotonic)
-    ofsock.serve(path, controller, stop.is_set, wake_fd=stop.fileno())
+    waiting = False
+    while not stop.is_set():
+        try:
+            ofsock.serve(path, controller, stop.is_set, wake_fd=stop.fileno())
+            return
+        except (FileNotFoundError, ConnectionRefusedError) as exc:  # only connect() says these
+            if not waiting:
+                _log.warning("OpenFlow switch at %s not there (%s); waiting for it", path, exc)
+            waiting = True
+            stop.wait(SWITCH_RETRY)
 
 
 def child_main(spec: ProxySpec) -> int:
@@ -80,16 +94,19 @@ class Supervisor:
     def __init__(self, spec: ProxySpec, fork: Callable[[], int] = os.fork) -> None:
         self.spec = spec
         self.fork = fork
+        self.backoff = Backoff(maximum=MAX_BACKOFF, stable=STABLE)
         self.pid: int | None = None
         self.restarts = 0
         self._stopping = threading.Event()
         self._renewing = threading.Event()
 
     def _spawn(self) -> int:
+        parent = os.getpid()
         pid = self.fork()
         if pid == 0:
             code = 1
             try:
+                die_with_parent(parent)
                 code = child_main(self.spec)
             finally:
                 os._exit(code)  # never return into the daemon's code
@@ -98,7 +115,6 @@ class Supervisor:
 
     def run(self) -> None:
         """Thread body: fork, wait, fork again."""
-        backoff = 0.5  # doubled before the first wait: 1 s
         while not self._stopping.is_set():
             started = time.monotonic()
             try:
@@ -121,7 +137,7 @@ class Supervisor:
                 _log.info("proxy process %d replaced by one in the real root", pid)
                 continue
             lived = time.monotonic() - started
-            backoff = 1.0 if lived >= STABLE else min(backoff * 2, MAX_BACKOFF)
+            backoff = self.backoff.after(lived)
             self.restarts += 1
             _log.warning("proxy process %d ended (%s) after %.1f s; restarting in %.0f s",
                          pid, status, lived, backoff)  # fmt: skip

@@ -16,6 +16,7 @@ from mosnet import state
 
 DAEMON_TITLE = "@mosnet-daemon"  # mosnet.daemon.TITLE, without importing the daemon
 PROXY_TITLE = "@mosnet-proxy"
+WATCH_TITLE = "@mosnet-watch"  # mosnet.watch.TITLE
 OVS_DAEMONS = ("ovsdb-server", "ovs-vswitchd")
 
 
@@ -66,6 +67,10 @@ def process_checks(st: state.State, proc: str = "/proc") -> list[Check]:
     if daemon:
         up = alive(daemon, DAEMON_TITLE, proc)
         out.append(Check("daemon", up, f"pid {daemon} {'running' if up else 'not running'}"))
+    watcher = (st.get("watch") or {}).get("pid")
+    if watcher:  # restarts the daemon and the OVS daemons
+        up = alive(watcher, WATCH_TITLE, proc)
+        out.append(Check("watch", up, f"pid {watcher} {'running' if up else 'not running'}"))
     if st.get("proxy"):
         kids = children(daemon, PROXY_TITLE, proc) if daemon else []
         detail = f"pid {kids[0]} running" if kids else "no @mosnet-proxy under the daemon"

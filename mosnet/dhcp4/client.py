@@ -127,6 +127,24 @@ class Client:
             self._wake_fd = None
             self._close_link()
 
+    def resume(self, lease: Lease) -> fsm.State:
+        """Take over ``lease`` from the process that held it (a restarted daemon).
+
+        The machine goes to BOUND and its timer decides at once: past T1 it
+        renews (unicast), past T2 it rebinds, past expiry it loses the lease
+        and starts over. No DISCOVER while the lease is valid. The effects run
+        with ``run_forever``'s hooks.
+        """
+        self.machine.lease, self.machine.state = lease, fsm.State.BOUND
+        self._pending += self.machine.on_timer()
+        if self.lease is None:  # expired: on_timer started over
+            self.log.info("dhcp4 %s: recorded lease %s has expired", self.ifname, lease.address)
+        else:
+            self.log.info("dhcp4 %s: took over %s from %s in %s, %.0f s left", self.ifname,
+                          lease.address, lease.server_id, self.machine.state.value,
+                          lease.remaining(self.clock()))  # fmt: skip
+        return self.machine.state
+
     def release(self) -> None:
         """Send RELEASE for the current lease (best effort) and forget it."""
         self._pending += self.machine.release()

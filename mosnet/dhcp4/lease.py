@@ -7,7 +7,9 @@ never passed on.
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
@@ -97,6 +99,77 @@ class Lease:
             "t2": self.t2,
             "acquired_at": self.acquired_at,
         }
+
+
+def from_json(data: Mapping[str, Any]) -> Lease:
+    """A lease as ``Lease.to_json`` recorded it (``lease-<if>.json``), checked again.
+
+    A restarted daemon takes the lease over from this record, so a damaged
+    file must not become an address: any bad field raises LeaseError.
+    """
+    try:
+        lease_time = _seconds(data["lease_time"], "lease_time")
+        t1, t2 = _seconds(data["t1"], "t1"), _seconds(data["t2"], "t2")
+        lease = Lease(
+            address=_addr(data["address"]),
+            prefixlen=_int_in(data["prefixlen"], 0, 32, "prefixlen"),
+            server_id=_addr(data["server_id"]),
+            lease_time=lease_time,
+            t1=t1,
+            t2=t2,
+            acquired_at=_seconds(data["acquired_at"], "acquired_at"),
+            routers=tuple(_addr(a) for a in data["routers"]),
+            static_routes=tuple(_route(r) for r in data["static_routes"]),
+            dns=tuple(_addr(a) for a in data["dns"]),
+            domain=_name_or_none(data.get("domain")),
+            search=tuple(n for n in map(_name_or_none, data["search"]) if n),
+            hostname=_name_or_none(data.get("hostname")),
+            mtu=None if data.get("mtu") is None else _int_in(data["mtu"], MIN_MTU, 65535, "mtu"),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise LeaseError(f"recorded lease unusable: {type(exc).__name__} {exc}") from None
+    if not 0 < t1 <= t2 <= lease_time:
+        raise LeaseError(f"recorded lease unusable: times t1 {t1}, t2 {t2}, lease {lease_time}")
+    return lease
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _addr(value: object) -> IPv4Address:
+    return IPv4Address(_text(value))
+
+
+def _route(value: object) -> codec.Route:
+    if not isinstance(value, list) or len(value) != 2:
+        raise ValueError("a static route is not [network, gateway]")
+    return IPv4Network(_text(value[0])), _addr(value[1])
+
+
+def _seconds(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{what}: not a finite number")
+    if value < 0:
+        raise ValueError(f"{what}: negative")
+    return float(value)
+
+
+def _int_in(value: object, low: int, high: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{what}: not an integer in {low}..{high}")
+    return value
+
+
+def _name_or_none(value: object) -> str | None:
+    if value is None:
+        return None
+    name = _text(value)
+    if valid_name(name):
+        raise ValueError(f"name {name!r}: {valid_name(name)}")
+    return name
 
 
 def normalise_times(lease_time: float, t1: float | None, t2: float | None) -> tuple[float, float]:

@@ -2,9 +2,10 @@
 
 Usage: chain_helper.py TOP WORKDIR MODE. It builds a fake initramfs (tmpfs)
 with mosnet's /run/mosnet, forks the daemon's chain follower exactly as
-mosnet.daemon runs it, then does what initramfs-tools' /init does: a fresh
-tmpfs on /run, the root mounted, ``mount --move`` of /run and /proc into it,
-``mount --move . /`` and chroot (run-init). MODE ``late`` says "C" only after
+mosnet.daemon runs it (the watcher follows the same way), then does what
+initramfs-tools' /init does: a fresh tmpfs on /run, the root mounted,
+``mount --move`` of /run and /proc into it, ``mount --move . /`` and chroot
+(run-init). MODE ``late`` says "C" only after
 the switch (the follower must catch up); ``live`` says it first. Prints one
 JSON line with what the real root sees.
 """
@@ -21,6 +22,7 @@ import time
 sys.path.insert(0, sys.argv[1])
 
 from mosnet import daemon  # noqa: E402  (after the path is set)
+from mosnet.rootfollow import Follower  # noqa: E402
 
 MS_MOVE, MS_REC, MS_PRIVATE = 8192, 16384, 1 << 18
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -80,7 +82,9 @@ def main() -> None:
     pid = os.fork()
     if pid == 0:
         os.close(write_fd)
-        daemon._follow_chain(read_fd, run_fd, entered.set)
+        stop_r, _stop_w = os.pipe()  # never written: the follower runs until it followed
+        follower = Follower(read_fd, run_fd, chain=True)
+        daemon.follow(follower, "/run/mosnet", True, stop_r, entered.set)
         os._exit(0 if entered.is_set() else 3)
     os.close(read_fd)
     if mode == "live":

@@ -25,8 +25,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from mosnet import ovs
+from initramfs import addon, elf
+from mosnet import ovs, ovslisten
 from mosnet.bridge import BRIDGE
+from tests.mosprocs import section, stop_all, wait_for
 from tests.netns import framecap
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -186,8 +188,8 @@ def test_ovs_daemons_bridge_and_negative_control(lab: Lab) -> None:
     assert _vsctl_get(lab, "controller", BRIDGE, "inactivity_probe") == "0"
     assert _vsctl_get(lab, "controller", BRIDGE, "controller_rate_limit") == "1000"
     assert "Not adding" not in pathlib.Path(ovs.paths(lab.run_dir)["vswitchd_log"]).read_text()
-    assert ovs.tcp_listeners(proc=f"/proc/{sw_pid}") == []
-    assert ovs.tcp_listeners(proc=f"/proc/{db_pid}") == []
+    assert ovslisten.tcp_listeners(proc=f"/proc/{sw_pid}") == []
+    assert ovslisten.tcp_listeners(proc=f"/proc/{db_pid}") == []
 
     s = lab.server
     _run("ip", "-n", s, "addr", "add", f"{lab.prefix}.10/24", "dev", "public")
@@ -345,3 +347,103 @@ def test_ovs_backend_end_to_end(lab: Lab, tmp_path: pathlib.Path) -> None:
         sup.wait(timeout=10)
     log = (tmp_path / "proxy.log").read_text()
     assert "ended (signal 9)" in log and "guest address" in log, log
+
+
+# -- the watcher keeps the OVS daemons alive (issue 13 §6) ----------------------------
+
+WATCHED = """
+import sys, time
+from ipaddress import ip_address
+from mosnet import daemon, log, netif, ofcontrol, ofsock, ovs
+from mosnet.proxy import ProxyConfig
+from mosnet.proxyproc import ProxySpec
+nic, ct, run_dir, state_dir, runtime, manifest, host4, gw4 = sys.argv[1:9]
+log.setup()
+log.add_file(state_dir + "/boot.log")
+r = ovs.start(run_dir, datapath="netdev", runtime_root=runtime, manifest=manifest)
+assert r.ok, r.errors
+mac = netif.interface_mac(nic)
+assert ovs.build_bridge(nic, "public", mac.hex(":"), run_dir=run_dir, datapath="netdev").ok
+assert ovs.vsctl(run_dir, "--may-exist", "add-port", "br-mosnet", ct) is None
+ofsock.install(ovs.paths(run_dir)["controller"], ofcontrol.restore_messages())
+cfg = ProxyConfig(mac, frozenset({ip_address(host4)}), frozenset(), frozenset({ip_address(gw4)}))
+handle = daemon.spawn(None, None, ProxySpec(nic, cfg, "ovs", run_dir), run_dir=state_dir,
+                      ovs_runtime=runtime)
+print("SPAWNED", handle.pid, flush=True)
+time.sleep(3600)  # PID 1's part: hold the hand-over pipe
+"""
+
+
+def _host_ovs_manifest(tmp: pathlib.Path) -> pathlib.Path:
+    """The add-on's runtime manifest, made for the host's own OVS packages."""
+    closure = elf.resolve([pathlib.Path(p) for p in addon.DAEMONS])
+    have = {f.image_path for f in closure.files} | {x.image_path for x in closure.links}
+    path = tmp / "ovs-runtime.txt"
+    path.write_text(addon.runtime_manifest(pathlib.Path("/"), set(), have))
+    return path
+
+
+def _daemon_view(lab: Lab, name: str) -> tuple[int, bytes, str]:
+    """(pid, cmdline, exe) of ``name`` by its pidfile."""
+    key = "ovsdb_pid" if name == "ovsdb-server" else "vswitchd_pid"
+    pid = int(pathlib.Path(ovs.paths(lab.run_dir)[key]).read_text())
+    return pid, pathlib.Path(f"/proc/{pid}/cmdline").read_bytes(), os.readlink(f"/proc/{pid}/exe")
+
+
+def _restarted(lab: Lab, name: str, old: int) -> tuple[int, bytes, str]:
+    def again() -> tuple[int, bytes, str] | None:
+        try:
+            got = _daemon_view(lab, name)
+        except (OSError, ValueError):
+            return None
+        return got if got[0] != old else None
+
+    found: tuple[int, bytes, str] = wait_for(again, 30)
+    return found
+
+
+def test_the_watcher_restarts_killed_ovs_daemons_from_the_runtime_copy(
+    lab: Lab, tmp_path: pathlib.Path
+) -> None:
+    """ovs-vswitchd and ovsdb-server SIGKILLed: the watcher starts them again with
+    the same command line, from the copy under the runtime dir (the real loader
+    path); the proxy reconnects, the base flows and MAC NAT come back."""
+    t, gw = lab.tag, f"{lab.prefix}.1"
+    state_dir, runtime = tmp_path / "run", tmp_path / "rt"
+    state_dir.mkdir()
+    manifest = _host_ovs_manifest(tmp_path)
+    args = [f"ou{t}", f"oc{t}", lab.run_dir, str(state_dir), str(runtime), str(manifest),
+            f"{lab.prefix}.10", gw]  # fmt: skip
+    argv = ["ip", "netns", "exec", lab.server, sys.executable, "-c", WATCHED, *args]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    err = (tmp_path / "helper.err").open("w")
+    helper = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
+    boot_log = state_dir / "boot.log"
+    try:
+        assert helper.stdout is not None
+        assert helper.stdout.readline().startswith("SPAWNED"), (tmp_path / "helper.err").read_text()
+        wait_for(lambda: "OpenFlow controller connected" in boot_log.read_text())
+        assert lab.ping(lab.container, gw), "container -> gateway through the MAC NAT flows"
+        sw_pid, sw_cmd, sw_exe = _daemon_view(lab, "ovs-vswitchd")
+        assert sw_exe == str(runtime / "ld.so") and sw_cmd.startswith(b"@ovs-vswitchd\0")
+
+        os.kill(sw_pid, signal.SIGKILL)
+        new_pid, new_cmd, new_exe = _restarted(lab, "ovs-vswitchd", sw_pid)
+        assert (new_cmd, new_exe) == (sw_cmd, sw_exe)  # the same arguments and database
+        wait_for(lambda: boot_log.read_text().count("OpenFlow controller connected") >= 2, 30)
+        wait_for(lambda: _ofctl(lab, "dump-flows").count("cookie=0x6d6f736e01000000") == 7, 10)
+        assert lab.ping(lab.container, gw), "container -> gateway after ovs-vswitchd's restart"
+
+        db_pid, db_cmd, db_exe = _daemon_view(lab, "ovsdb-server")
+        os.kill(db_pid, signal.SIGKILL)
+        _, again_cmd, again_exe = _restarted(lab, "ovsdb-server", db_pid)
+        assert (again_cmd, again_exe) == (db_cmd, db_exe) and db_exe == str(runtime / "ld.so")
+        assert _vsctl_get(lab, "bridge", BRIDGE, "fail_mode") == "secure"  # the same database
+        assert lab.ping(lab.container, gw), "container -> gateway after ovsdb-server's restart"
+        restarts = section(state_dir, "watch")["restarts"]
+        assert restarts == {"@mosnet-daemon": 0, "@ovsdb-server": 1, "@ovs-vswitchd": 1}
+        assert section(state_dir, "watch")["ovs_runtime"]["bytes"] > 5_000_000
+    finally:
+        stop_all(state_dir)
+        helper.kill()
+        helper.wait(timeout=10)

@@ -14,12 +14,20 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from initramfs import addon, listing
-from initramfs.addon import DAEMONS, ROOT_TOOLS, SCHEMA, TOOLS, AddonConfig, AddonError
+from initramfs.addon import (
+    DAEMONS,
+    ROOT_TOOLS,
+    RUNTIME_MANIFEST,
+    SCHEMA,
+    TOOLS,
+    AddonConfig,
+    AddonError,
+)
 from initramfs.build import compress
 from initramfs.cpio import CpioEntry, write_newc
 from initramfs.listing import ListingError, list_image, read_image
 from initramfs.tree import Tree, write_cpio
-from mosnet import ovs
+from mosnet import ovs, ovsrt
 
 TOP = Path(__file__).resolve().parents[2]
 GCC = shutil.which("gcc")
@@ -98,7 +106,8 @@ def test_file_list_is_programs_their_libraries_and_the_schema(
     report = addon.build_addon(cfg_for(inputs, tmp_path / "ovs.img"))
     files = set(list_image(tmp_path / "ovs.img"))
     expected = {*DAEMONS, *TOOLS, SCHEMA, f"{MULTIARCH}/libovs.so.1", f"{MULTIARCH}/libovs.so.1.0"}
-    dirs = {"/usr/bin", "/usr/lib", "/usr/lib/openvswitch-switch", MULTIARCH}
+    expected.add(RUNTIME_MANIFEST)
+    dirs = {"/usr/bin", "/usr/lib", "/usr/lib/openvswitch-switch", MULTIARCH, "/usr/lib/mosnet"}
     dirs |= {"/usr/share", "/usr/share/openvswitch"}
     assert {str(p) for p in files} == expected | dirs
     assert set(report.files) == expected | dirs
@@ -107,6 +116,30 @@ def test_file_list_is_programs_their_libraries_and_the_schema(
     assert set(report.skipped) == {LOADER, "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"}
     assert report.host_files == ()
     assert report.parts["daemons"] == 2 * report.parts["tools"] // len(TOOLS)
+
+
+def test_runtime_manifest_names_what_the_loader_looks_for(
+    inputs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The daemons' loader and libraries, each at a path the combined image holds,
+    under its soname: the add-on's libovs, the base's libshared and glibc."""
+    root, base = inputs
+    entry = addon.collect(root, list_image(base)).tree.get(RUNTIME_MANIFEST)
+    assert entry is not None and entry.data is not None
+    m = ovsrt.parse_manifest(entry.data.decode())
+    assert m.loader == LOADER and m.programs == DAEMONS
+    assert set(m.libraries) == {
+        f"{MULTIARCH}/libovs.so.1",  # the add-on's link, named by the soname
+        "/lib/x86_64-linux-gnu/libshared.so.1",  # the base's copy, not the tree's
+        "/lib/x86_64-linux-gnu/libc.so.6",
+    }
+
+
+def test_runtime_manifest_refuses_a_library_the_image_lacks(inputs: tuple[Path, Path]) -> None:
+    root, base = inputs
+    listed = set(list_image(base)) - {PurePosixPath("/lib/x86_64-linux-gnu/libshared.so.1")}
+    with pytest.raises(AddonError, match="libshared.so.1"):
+        addon.runtime_manifest(root, listed, {PurePosixPath(f"{MULTIARCH}/libovs.so.1")})
 
 
 def test_nothing_from_the_base_twice_and_the_combination_is_the_union(

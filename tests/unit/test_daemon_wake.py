@@ -16,8 +16,9 @@ def _wakeups(pid: int) -> int:
     return int(line.split()[1])
 
 
-def test_daemon_without_client_sleeps_until_sigterm() -> None:
-    handle = daemon.spawn(None, None)  # no lease to keep, no proxy: the main thread only waits
+def test_daemon_without_client_sleeps_until_sigterm(tmp_path: pathlib.Path) -> None:
+    # no lease to keep, no proxy: the main thread only waits
+    handle = daemon.spawn(None, run_dir=str(tmp_path))
     try:
         time.sleep(0.5)
         before = _wakeups(handle.pid)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from mosnet import ovs
+from mosnet import ovs, ovslisten
 
 
 def test_tcp_listeners(tmp_path: pathlib.Path) -> None:
@@ -25,16 +25,16 @@ def test_tcp_listeners(tmp_path: pathlib.Path) -> None:
         head
         + "   0: 00000000000000000000000000000000:19F0 00000000000000000000000000000000:0000 0A 0\n"
     )
-    found = ovs.tcp_listeners(proc=str(tmp_path))
+    found = ovslisten.tcp_listeners(proc=str(tmp_path))
     assert found == [
         "0.0.0.0:6633",
         "127.0.0.1:6653",
         "0000:0000:0000:0000:0000:0000:0000:0000:6640",
     ]
-    assert not ovs.listeners_ok(str(tmp_path))
+    assert not ovslisten.listeners_ok(str(tmp_path))
     (net / "tcp").write_text(head)
     (net / "tcp6").write_text(head)
-    assert ovs.listeners_ok(str(tmp_path))
+    assert ovslisten.listeners_ok(str(tmp_path))
 
 
 def test_start_without_ovs_reports(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> None:
@@ -54,7 +54,7 @@ def test_start_checks_the_datapath_it_was_asked_for(
     monkeypatch.delenv("MOSNET_OVS_DATAPATH", raising=False)
     seen: list[str] = []
 
-    def fake_start_ovsdb(run_dir: str, timeout: float) -> tuple[None, str]:
+    def fake_start_ovsdb(run_dir: str, timeout: float, runtime: object) -> tuple[None, str]:
         seen.append(run_dir)
         return None, "stop here"
 

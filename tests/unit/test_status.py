@@ -48,6 +48,19 @@ def test_daemon_and_proxy_found_by_title_and_parent(tmp_path: pathlib.Path) -> N
     assert checks["daemon"].ok and checks["proxy"].ok and "41" in checks["proxy"].detail
 
 
+def test_the_watcher_is_checked_when_state_names_one(tmp_path: pathlib.Path) -> None:
+    _proc(tmp_path, 40, "@mosnet-daemon", 1)
+    _proc(tmp_path, 42, "@mosnet-watch", 40)
+    _proc(tmp_path, 43, "/bin/sleep", 1)
+    checks = {c.name: c for c in status.process_checks(_state(), str(tmp_path))}
+    assert "watch" not in checks  # an older state.json without one: nothing to check
+    st = _state(watch={"pid": 42, "restarts": {"@mosnet-daemon": 1}})
+    checks = {c.name: c for c in status.process_checks(st, str(tmp_path))}
+    assert checks["watch"].ok and checks["watch"].detail == "pid 42 running"
+    st = _state(watch={"pid": 43})  # a reused pid is not the watcher
+    assert not {c.name: c for c in status.process_checks(st, str(tmp_path))}["watch"].ok
+
+
 def test_a_reused_pid_is_not_the_daemon(tmp_path: pathlib.Path) -> None:
     _proc(tmp_path, 40, "/usr/sbin/sshd", 1)
     checks = {c.name: c for c in status.process_checks(_state(), str(tmp_path))}
