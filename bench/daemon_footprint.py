@@ -13,8 +13,9 @@ that shell:
    (the job mosnet's daemon does for the lease, without the proxy), and a
    ``sleep`` as the floor of any process;
 2. at t0 and t0 + 60 s (an idle minute) every process whose command line
-   starts with ``@`` (``@mosnet-daemon``, its child ``@mosnet-proxy``, and with
-   OVS ``@ovsdb-server``/``@ovs-vswitchd``) plus the references print Rss
+   starts with ``@`` (``@mosnet-daemon``, its children ``@mosnet-proxy`` and
+   ``@mosnet-watch``, and with OVS ``@ovsdb-server``/``@ovs-vswitchd``) plus
+   the references print Rss
    and Pss (``/proc/<pid>/smaps_rollup``: page-table walks, exact; the
    kernel's VmRSS lags by up to 64 pages per thread), Threads (``status``)
    and utime + stime (``stat``, 1/100 s), with ``/proc/uptime``;

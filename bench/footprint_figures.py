@@ -20,6 +20,7 @@ TARGET_CPU_S = 0.5  # per idle minute
 PROCESSES: dict[str, tuple[str, str]] = {
     "mosnet-daemon": ("@mosnet-daemon", "mosnet"),
     "mosnet-proxy": ("@mosnet-proxy", "mosnet"),
+    "mosnet-watch": ("@mosnet-watch", "mosnet"),
     "ovsdb-server": ("@ovsdb-server", "ovs"),
     "ovs-vswitchd": ("@ovs-vswitchd", "ovs"),
     "udhcpc": ("busybox udhcpc (reference)", "reference"),
@@ -253,7 +254,7 @@ def _process_medians(boots: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def _mosnet_against_targets(
     mos: dict[str, Any], ref: dict[str, Any], factor: float | None
 ) -> dict[str, Any]:
-    """The daemon + proxy sums: the native CPU estimate, x udhcpc, the verdicts."""
+    """The daemon + proxy + watch sums: the native CPU estimate, x udhcpc, the verdicts."""
     out: dict[str, Any] = {}
     cpu = mos.get("cpu_s_per_min")
     if factor and cpu is not None:

@@ -104,7 +104,9 @@ def boot_once(
         "processes": figs,
         "guest_cal_ticks": stat_ticks(cal.group(1)) if cal else None,
     }
-    missing = [p for p in ("mosnet-daemon", "mosnet-proxy", "udhcpc") if p not in figs]
+    missing = [
+        p for p in ("mosnet-daemon", "mosnet-proxy", "mosnet-watch", "udhcpc") if p not in figs
+    ]
     if image == "ovs":
         missing += [p for p in ("ovsdb-server", "ovs-vswitchd") if p not in figs]
     if missing:

@@ -52,7 +52,7 @@ def _process_rows(img: dict[str, Any]) -> list[list[object]]:
         label = p["label"] + (" (restarted)" if p.get("restarted") else "")
         rows.append([label, _mb(p.get("rss_kb")), _mb(p.get("pss_kb")), _n(p.get("threads")),
                      p.get("cpu_s_per_min"), _n(p.get("wakeups_per_min"))])  # fmt: skip
-    for g, label in (("mosnet", "daemon + proxy"), ("ovs", "OVS daemons")):
+    for g, label in (("mosnet", "daemon + proxy + watch"), ("ovs", "OVS daemons")):
         s = img.get("groups", {}).get(g)
         if s:
             rows.append([f"= {label}", _mb(s.get("rss_kb")), _mb(s.get("pss_kb")),
@@ -62,7 +62,7 @@ def _process_rows(img: dict[str, Any]) -> list[list[object]]:
 
 
 def _target_lines(img: dict[str, Any]) -> list[str]:
-    """daemon + proxy against the RSS and CPU targets (none if mosnet was not measured)."""
+    """daemon + proxy + watch against the RSS and CPU targets (none if mosnet was not measured)."""
     v = img.get("verdict", {})
     mos = img.get("groups", {}).get("mosnet", {})
     ratios = img.get("ratio_vs_udhcpc", {})
@@ -72,7 +72,7 @@ def _target_lines(img: dict[str, Any]) -> list[str]:
     est = img.get("mosnet_cpu_s_per_min_native_estimate")
     factor = img.get("tcg_factor")
     return [
-        f"daemon + proxy: RSS {rss} MB, PSS {pss} MB (target <= {TARGET_RSS_MB:g} MB: "
+        f"daemon + proxy + watch: RSS {rss} MB, PSS {pss} MB (target <= {TARGET_RSS_MB:g} MB: "
         f"RSS {'meets' if v.get('rss_sum_ok') else 'misses'}, PSS "
         f"{'meets' if v.get('pss_sum_ok') else 'misses'}); x udhcpc: RSS "
         f"{ratios.get('rss_kb')}, PSS {ratios.get('pss_kb')}",
@@ -86,7 +86,14 @@ def panels(section: dict[str, Any]) -> list[pngchart.Panel]:
     bars = []
     for i, (key, img) in enumerate(section.get("images", {}).items()):
         procs = img.get("processes", {})
-        for name in ("mosnet-daemon", "mosnet-proxy", "ovsdb-server", "ovs-vswitchd", "udhcpc"):
+        for name in (
+            "mosnet-daemon",
+            "mosnet-proxy",
+            "mosnet-watch",
+            "ovsdb-server",
+            "ovs-vswitchd",
+            "udhcpc",
+        ):
             p = procs.get(name)
             if p and p.get("rss_kb") is not None:
                 bars.append(pngchart.Bar(f"{key} {name}", p["rss_kb"] / 1024,

@@ -32,7 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from initramfs.build import COMPRESSIONS, ZSTD_LEVEL, compress, default_epoch
+from initramfs.build import COMPRESSIONS, DIST_UNUSED, ZSTD_LEVEL, compress, default_epoch
 from initramfs.elf import Closure, is_elf, read_elf, resolve
 from initramfs.kmod import stage_modules
 from initramfs.tree import Tree, write_cpio
@@ -133,7 +133,8 @@ def _patch(patchelf: str, path: Path, interp: bool, keep: Sequence[str]) -> None
 def stage_programs(cfg: AppendConfig, staging: Path) -> tuple[Path, dict[str, Path]]:
     """Copy dist and extra programs into ``staging`` and patch them; return libs."""
     dist = staging / "dist"
-    shutil.copytree(cfg.dist, dist, symlinks=True)
+    unused = shutil.ignore_patterns(*DIST_UNUSED)
+    shutil.copytree(cfg.dist, dist, symlinks=True, ignore=unused)
     if not (dist / MAIN_BINARY).is_file():
         raise AppendError(f"{cfg.dist}: no {MAIN_BINARY} in the dist directory")
     bins = staging / "bin"

@@ -20,6 +20,12 @@ from initramfs.kmod import DEFAULT_MODULES, stage_modules
 from initramfs.tree import Tree, write_cpio
 
 DIST_DIR = PurePosixPath("/usr/lib/mosnet")
+# Nuitka ships every stdlib extension module the frozen ``encodings`` package
+# could load. The CJK codecs are 1.2 MB (0.44 MB compressed) that mosnet never
+# decodes with; codecs.lookup("shift_jis") in the image says unknown encoding.
+DIST_UNUSED = frozenset(
+    {f"_codecs_{c}.so" for c in ("cn", "hk", "iso2022", "jp", "kr", "tw")} | {"_multibytecodec.so"}
+)
 EMPTY_DIRS: dict[str, int] = {
     **dict.fromkeys(("/proc", "/sys", "/dev", "/run", "/sysroot", "/etc", "/var"), 0o755),
     "/tmp": 0o1777,
@@ -118,8 +124,8 @@ def add_dist(tree: Tree, cfg: BuildConfig) -> None:
     """The Nuitka dist under /usr/lib/mosnet plus the system libraries it needs."""
     if not (cfg.dist / "mosnet-init.bin").is_file():
         raise BuildError(f"{cfg.dist}: no mosnet-init.bin in the dist directory")
-    tree.add_tree(DIST_DIR, cfg.dist, part="dist")
-    files = sorted(p for p in cfg.dist.rglob("*") if is_elf(p))
+    tree.add_tree(DIST_DIR, cfg.dist, part="dist", skip=DIST_UNUSED)
+    files = sorted(p for p in cfg.dist.rglob("*") if p.name not in DIST_UNUSED and is_elf(p))
     shipped = sorted({p.name for p in cfg.dist.rglob("*")})
     for path in files:
         image = DIST_DIR / path.relative_to(cfg.dist).as_posix()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -117,14 +117,23 @@ class Tree:
             raise TreeError(f"{dst}: device kind must be 'c' or 'b', not {kind!r}")
         self._put(dst, Node(kind, major, minor, mode & 0o7777), "other")
 
-    def add_tree(self, dst: str | PurePosixPath, src: Path, part: str = "other") -> None:
-        """Copy a directory recursively, keeping symlinks as symlinks."""
+    def add_tree(
+        self,
+        dst: str | PurePosixPath,
+        src: Path,
+        part: str = "other",
+        skip: Collection[str] = (),
+    ) -> None:
+        """Copy a directory recursively, keeping symlinks as symlinks.
+
+        ``skip``: file names (at any depth) left out of the image.
+        """
         base = _norm(dst)
         self.add_dir(base, stat.S_IMODE(src.stat().st_mode))
         for dirpath, dirnames, filenames in os.walk(src):
             dirnames.sort()
             rel = Path(dirpath).relative_to(src)
-            for name in sorted(dirnames + filenames):
+            for name in sorted(dirnames + [f for f in filenames if f not in skip]):
                 host = Path(dirpath) / name
                 image = base / rel.as_posix() / name
                 if host.is_symlink():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -89,3 +90,16 @@ def write_bytes(
 def write_json(path: str, obj: Any) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o755, exist_ok=True)
     write_bytes(path, json.dumps(obj, indent=1).encode())
+
+
+def record_json(path: str, obj: Any, logger: logging.Logger) -> bool:
+    """``write_json`` for a record whose loss is not fatal: False and a log line on failure.
+
+    The previous file stays as it was (a full /run keeps the old lease file).
+    """
+    try:
+        write_json(path, obj)
+    except OSError as exc:
+        logger.error("%s not written: %s", path, exc.strerror or exc)
+        return False
+    return True

@@ -108,12 +108,7 @@ def write_lease(lease: Lease, ifname: str, directory: str) -> bool:
     itself is applied and kept all the same.
     """
     path = os.path.join(directory, f"lease-{ifname}.json")
-    try:
-        atomicfile.write_json(path, {"ifname": ifname, **lease.to_json()})
-    except OSError as exc:
-        _log.error("%s not written: %s", path, exc.strerror or exc)
-        return False
-    return True
+    return atomicfile.record_json(path, {"ifname": ifname, **lease.to_json()}, _log)
 
 
 def maybe_set_hostname(

@@ -51,12 +51,7 @@ def remove(lease: Lease6, ifname: str, *, ipr: Any = None) -> None:
 def write_lease(lease: Lease6, ifname: str, directory: str) -> bool:
     """Write ``lease6-<ifname>.json`` atomically; a failure keeps the old file and is logged."""
     path = os.path.join(directory, f"lease6-{ifname}.json")
-    try:
-        atomicfile.write_json(path, {"ifname": ifname, **lease.to_json()})
-    except OSError as exc:
-        _log.error("%s not written: %s", path, exc.strerror or exc)
-        return False
-    return True
+    return atomicfile.record_json(path, {"ifname": ifname, **lease.to_json()}, _log)
 
 
 def remove_lease(ifname: str, directory: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,3 +61,24 @@ def boot_spec(images: dict[str, Path], append: str, rdinit: bool = True, **kw: o
         kernel=images["kernel"], initrd=images["initrd"], disk=images["root"],
         append=prefix + append, **kw,  # type: ignore[arg-type]
     )  # fmt: skip
+
+
+# Debian's static busybox wget segfaults (static glibc NSS), so a plain socket GET.
+_GET = """
+import socket, sys
+try:
+    with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=4) as s:
+        s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+        data = b""
+        while chunk := s.recv(4096):
+            data += chunk
+        print(data.decode(errors="replace"))
+except OSError as exc:
+    print("failed", exc)
+"""
+
+
+def http_get(gw: Gateway, addr: str, port: int) -> bool:
+    """From the gateway's namespace: does ``addr:port`` serve the test root's page?"""
+    out = gw.run(sys.executable, "-c", _GET, addr, str(port), timeout=15)
+    return "mosnet test root" in out.stdout

@@ -4,28 +4,11 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from pathlib import Path
 
 from qemu.topology import Gateway
 from qemu.vm import Vm
-from tests.qemu.conftest import BOOT_TIMEOUT, boot_spec
-
-# Debian's static busybox wget segfaults (static glibc NSS), so a plain socket GET.
-GET = """
-import socket, sys
-with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=4) as s:
-    s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
-    data = b""
-    while chunk := s.recv(4096):
-        data += chunk
-    print(data.decode(errors="replace"))
-"""
-
-
-def _http(gw: Gateway, addr: str, port: int) -> bool:
-    out = gw.run(sys.executable, "-c", GET, addr, str(port), timeout=15)
-    return out.returncode == 0 and "mosnet test root" in out.stdout
+from tests.qemu.conftest import BOOT_TIMEOUT, boot_spec, http_get
 
 
 def test_firewall_and_nat_tables_guard_the_real_root(
@@ -42,8 +25,8 @@ def test_firewall_and_nat_tables_guard_the_real_root(
     try:
         with Vm(boot_spec(images, append, net="tap:tap0", netns=gw.name), tmp_path / "c.log") as vm:
             vm.wait_for(r"^ROOT: waiting", BOOT_TIMEOUT)
-            open_port = _http(gw, addr, 8080)
-            closed_port = _http(gw, addr, 23)
+            open_port = http_get(gw, addr, 8080)
+            closed_port = http_get(gw, addr, 23)
             vm.wait_for(r"^ROOT: done", 60)
             console = vm.text()
     finally:

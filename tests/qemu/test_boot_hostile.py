@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
 from qemu.topology import Gateway
 from qemu.vm import Vm
-from tests.qemu.conftest import BOOT_TIMEOUT, boot_spec
+from tests.qemu.conftest import BOOT_TIMEOUT, boot_spec, http_get
 
-COMMON = "root=/dev/vda rw panic=1 mostest.listen=2222,8080 mostest.wait=15"
+COMMON = "root=/dev/vda rw panic=1 mostest.listen=2222,8080 mostest.wait=10"
 # QEMU puts "console=ttyS0 panic=-1 " in front and boot_spec "rdinit=/mosnet-init ".
 PREFIX = len("console=ttyS0 panic=-1 rdinit=/mosnet-init ")
 KERNEL_MAX = 2047  # COMMAND_LINE_SIZE 2048 on x86, with the NUL
@@ -73,24 +72,6 @@ LINES = {
     "long": (_long_line(), True),
 }
 
-GET = """
-import socket, sys
-try:
-    with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=4) as s:
-        s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
-        data = b""
-        while chunk := s.recv(4096):
-            data += chunk
-        print(data.decode(errors="replace"))
-except OSError as exc:
-    print("failed", exc)
-"""
-
-
-def _http(gw: Gateway, addr: str, port: int) -> bool:
-    out = gw.run(sys.executable, "-c", GET, addr, str(port), timeout=15)
-    return "mosnet test root" in out.stdout
-
 
 @pytest.mark.parametrize("name", sorted(LINES))
 def test_hostile_command_line_still_boots_with_dhcp(
@@ -103,7 +84,7 @@ def test_hostile_command_line_still_boots_with_dhcp(
         vm.wait_for(r"^ROOT: waiting", BOOT_TIMEOUT)
         addr = re.search(rf"ROOT:\s+inet ({re.escape(gateway.net)}\.\d+)/24 .* mos", vm.text())
         assert addr, f"no DHCP lease on mos:\n{vm.text()[-3000:]}"
-        ports = {p: _http(gateway, addr.group(1), p) for p in (2222, 8080)}
+        ports = {p: http_get(gateway, addr.group(1), p) for p in (2222, 8080)}
         vm.wait_for(r"^ROOT: done", 60)
         console = vm.text()
     assert "ROOT: real init running as pid 1" in console and "Kernel panic" not in console

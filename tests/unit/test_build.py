@@ -75,6 +75,9 @@ def test_add_tree_keeps_symlinks_and_modes(tmp_path: Path) -> None:
     assert tree.get("/usr/lib/x/link") == Symlink("sub/run")
     assert tree.get("/usr/lib/x/sub/run") == File(0o750, source=tmp_path / "sub/run")
     assert tree.sizes_by_part()["dist"] == 2 + len("sub/run")
+    skipping = Tree()
+    skipping.add_tree("/usr/lib/x", tmp_path, part="dist", skip={"run"})
+    assert skipping.get("/usr/lib/x/sub/run") is None and skipping.get("/usr/lib/x/sub")
 
 
 def test_write_cpio_maps_node_types() -> None:
@@ -95,6 +98,7 @@ def fake_inputs(tmp_path: Path, out_name: str, method: str) -> BuildConfig:
     if not dist.exists():
         (dist / "sub").mkdir(parents=True)
         shutil.copy(TRUE, dist / "mosnet-init.bin")
+        shutil.copy(TRUE, dist / "_codecs_jp.so")  # in DIST_UNUSED: left out
         (dist / "sub/data.txt").write_text("not an ELF\n")
         make_tree(tmp_path / "kernel")
     return BuildConfig(
@@ -140,6 +144,7 @@ def test_build_is_reproducible_and_complete(tmp_path: Path) -> None:
     ):  # fmt: skip
         assert path in names, path
     assert f"lib/modules/{KVER}/kernel/other/unused.ko" not in names
+    assert "usr/lib/mosnet/_codecs_jp.so" not in names  # the CJK codecs stay out
 
 
 @needs_tools
