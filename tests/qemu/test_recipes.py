@@ -18,8 +18,7 @@ from pathlib import Path
 from qemu import grubdisk, recipes
 from qemu.topology import Gateway
 from qemu.vm import TOP, Vm, VmSpec
-from tests.qemu.conftest import BOOT_TIMEOUT, boot_spec
-from tests.qemu.test_boot_firewall import _http
+from tests.qemu.conftest import BOOT_TIMEOUT, boot_spec, http_get
 from tests.qemu.test_boot_hetzner import NET6, _drops, _gateway, _ping
 
 BOOTIF = "BOOTIF=01-52-54-00-12-34-56"
@@ -152,7 +151,7 @@ def test_hetzner_worked_example(images: dict[str, Path], tmp_path: Path) -> None
         with Vm(spec, tmp_path / "console.log") as vm:
             vm.wait_for(r"^ROOT: host turn: MAC NAT on", BOOT_TIMEOUT)
             pings = {a: _ping(gw, a) for a in (host4, host6, ct4, ct6)}
-            ssh, other = _http(gw, host4, 22), _http(gw, host4, 8080)
+            ssh, other = http_get(gw, host4, 22), http_get(gw, host4, 8080)
             drops, console = _drops(gw), vm.text()
     finally:
         gw.stop()
