@@ -35,6 +35,8 @@ KNOWN_KEYS = frozenset(
     | {"loglevel", "quiet", "debug", "ignore_loglevel", "--"}
 )
 _NO_NUL_OR_QUOTE = bytes.maketrans(b'\0"', b"''")  # /proc/cmdline has no NUL
+_PLAIN = bytes.maketrans(b'\0" \t\n\v\f\r\xa0', b"''_______")  # no NUL, quote or space
+_LEADS = bytes(b for b in range(0x80, 0x100) if b != 0xA0) + b"z"  # no parameter starts so
 _PRINTABLE_ASCII = bytes(0x21 + b % 94 for b in range(256))
 NOT_UTF8 = (b"\xff", b"\xfe", b"\xc3(", b"\xe2\x82", b"\xed\xa0\x80", b"\x80")
 
@@ -319,18 +321,17 @@ BAKEABLE_KEYS = frozenset({*cmdline.HANDLERS, *bootcfg.KEYS} - {"console"})
 
 
 def _junk(r: random.Random) -> bytes:
-    """Bytes that name no parameter PID 1 reads, whatever the kernel splits them into."""
-    while True:
-        data = r.randbytes(r.randrange(1, 40)).translate(_NO_NUL_OR_QUOTE)
-        if r.random() < 0.15:  # a quoted stretch closed inside the token
-            data = data + b'"' + data.replace(b"'", b"") + b'"x'
-        line = kcmdline.parse_line(data)
-        if (
-            line.init_args is None
-            and not line.warnings
-            and all(p.key not in KNOWN_KEYS for p in line.params)
-        ):
-            return data
+    """Arbitrary bytes in pieces the kernel splits apart; each piece starts with a
+    byte no parameter name starts with (>= 0x80, or ``z``), so none names a
+    parameter PID 1 reads or is a bare ``--``. Some end in a closed quote."""
+    pieces = [
+        bytes([r.choice(_LEADS)]) + r.randbytes(r.randrange(0, 20)).translate(_PLAIN)
+        for _ in range(r.randrange(1, 4))
+    ]
+    data = r.choice(SEPARATORS).join(pieces)
+    if r.random() < 0.15:  # a quoted stretch: the spaces inside do not split
+        data += b'"' + r.randbytes(r.randrange(0, 20)).translate(_NO_NUL_OR_QUOTE) + b'"x'
+    return data
 
 
 def _hostile(r: random.Random, key: str) -> bytes:
@@ -369,8 +370,8 @@ def make_case(r: random.Random) -> Case:
         else:
             kernel.append(_quoted(r, tok))
     keys = [k for k in KNOWN_KEYS if k not in ("--", "quiet", "debug", "ignore_loglevel")]
-    hostile = [_hostile(r, r.choice(keys)) for _ in range(r.randrange(0, 12))]
-    noise = [_junk(r) for _ in range(r.randrange(0, 12))]
+    hostile = [_hostile(r, r.choice(keys)) for _ in range(r.randrange(0, 9))]
+    noise = [_junk(r) for _ in range(r.randrange(0, 9))]
     tokens = kernel + hostile + noise
     r.shuffle(tokens)
     if r.random() < 0.2:  # one stray quote, after every quoted stretch
