@@ -14,7 +14,7 @@
 #
 # usage: ./build.sh [--compress zstd|gzip] [--no-deps] [--test-deps] [--no-ovs] [--append]
 #                   [--cmdline LINE]
-#   --test-deps  also install what tests/run-all.sh needs (QEMU, dnsmasq, mkfs tools)
+#   --test-deps  also install what tests/run-all.sh needs (QEMU, dnsmasq, mkfs tools, matplotlib)
 #   --no-ovs     skip the OVS add-on (a stale one in out/ is removed)
 #   --append     also out/mosnet-append.img for chain mode: cat it after a distro
 #                initramfs, boot with rdinit=/mosnet-init mosinit=chain
@@ -91,19 +91,22 @@ pick_python() {
 }
 
 setup_venv() {
-    local py stamp want
+    local py stamp want extras=dev
+    # The unit tests draw the bench chart with matplotlib, pyproject's bench-only
+    # extra; a venv that has it keeps it.
+    if [ $test_deps = 1 ] || grep -qs ' dev,bench$' .venv/.mosnet-deps; then extras=dev,bench; fi
     py=$(pick_python)
     # Debian's python3 lacks venv, headers and the static libpython Nuitka links.
     if ! "$py" -c 'import ensurepip, venv' 2>/dev/null || [ ! -e "$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')/Python.h" ]; then
         install_debs "python3-venv:/nonexistent" "python3-dev:/nonexistent"
     fi
     [ -x .venv/bin/python ] || "$py" -m venv .venv
-    want=$(sha256sum pyproject.toml | cut -c1-16)
+    want="$(sha256sum pyproject.toml | cut -c1-16) $extras"
     stamp=.venv/.mosnet-deps
     if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-        say "pip install -e .[dev]"
+        say "pip install -e .[$extras]"
         .venv/bin/pip install -q --upgrade pip
-        .venv/bin/pip install -q -e '.[dev]'
+        .venv/bin/pip install -q -e ".[$extras]"
         echo "$want" > "$stamp"
     fi
 }

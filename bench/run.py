@@ -7,7 +7,8 @@ kept) and draws bench/results.png from every section it knows.
 A benchmark reports figures; it never fails because a machine is slow.
 Every target is a ratio against a reference measured in the same run.
 
-usage: .venv/bin/python bench/run.py [--only native,probe] [--runs N]   (as root)
+usage: .venv/bin/python -m bench [--only native,probe] [--runs N]   (as root)
+       (or .venv/bin/python bench/run.py ...)
 """
 
 from __future__ import annotations
@@ -22,20 +23,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if __package__ in (None, ""):  # a script: import from the checkout, not bench/ (bench/qemu!)
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench import (  # noqa: E402
-    build_time,
-    daemon_footprint,
-    image_size,
-    native_boot,
-    pngchart,
-    probe_nics,
-    proxy_rate,
-    qemu_boot,
-    stats,
-)
+from bench.build import timing  # noqa: E402
+from bench.common import chart, stats  # noqa: E402
+from bench.footprint import daemon  # noqa: E402
+from bench.native import boot as native  # noqa: E402
+from bench.probe import nics  # noqa: E402
+from bench.proxy import rate  # noqa: E402
+from bench.qemu import boot as qemu  # noqa: E402
+from bench.size import image  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.json"
@@ -49,37 +47,25 @@ class Bench:
     key: str
     run: Callable[[int], dict[str, Any]]
     report: Callable[[dict[str, Any]], str]
-    panels: Callable[[dict[str, Any]], list[pngchart.Panel]]
+    panels: Callable[[dict[str, Any]], list[chart.Panel]]
     runs: int | None = None  # its own default for --runs (None: DEFAULT_RUNS)
 
 
 # Short name (for --only) -> benchmark. Other benchmarks register here too.
 BENCHES: dict[str, Bench] = {
-    "native": Bench(native_boot.KEY, native_boot.run, native_boot.report, native_boot.panels),
-    "probe": Bench(probe_nics.KEY, probe_nics.run, probe_nics.report, probe_nics.panels),
+    "native": Bench(native.KEY, native.run, native.report, native.panels),
+    "probe": Bench(nics.KEY, nics.run, nics.report, nics.panels),
     # QEMU boots of ~3.5 min (75 s wait + an idle minute): boots per image, at most 2
-    "footprint": Bench(
-        daemon_footprint.KEY,
-        daemon_footprint.run,
-        daemon_footprint.report,
-        daemon_footprint.panels,
-        runs=daemon_footprint.MAX_BOOTS,
-    ),
+    "footprint": Bench(daemon.KEY, daemon.run, daemon.report, daemon.panels, runs=daemon.MAX_BOOTS),
     # rounds of all variants and rates (~3 min each), at most 3
-    "proxy": Bench(
-        proxy_rate.KEY,
-        proxy_rate.run,
-        proxy_rate.report,
-        proxy_rate.panels,
-        runs=proxy_rate.MAX_ROUNDS,
-    ),
+    "proxy": Bench(rate.KEY, rate.run, rate.report, rate.panels, runs=rate.MAX_ROUNDS),
     # full QEMU TCG boots (~45 s each for mosnet): 5 rounds unless --runs says otherwise
-    "qemu": Bench(qemu_boot.KEY, qemu_boot.run, qemu_boot.report, qemu_boot.panels, runs=5),
+    "qemu": Bench(qemu.KEY, qemu.run, qemu.report, qemu.panels, runs=5),
     # --runs = guest unpack boots per compressor (at most 3)
-    "size": Bench(image_size.KEY, image_size.run, image_size.report, image_size.panels, runs=3),
+    "size": Bench(image.KEY, image.run, image.report, image.panels, runs=3),
     # a cold build in a fresh clone (~5 min), then --runs warm builds (at most 3) and as
     # many dracut builds (~1-2 min each)
-    "build": Bench(build_time.KEY, build_time.run, build_time.report, build_time.panels, runs=2),
+    "build": Bench(timing.KEY, timing.run, timing.report, timing.panels, runs=2),
 }
 DEFAULT_RUNS = 10
 
@@ -103,8 +89,9 @@ def save(data: dict[str, Any], path: Path = RESULTS) -> None:
     os.replace(tmp, path)
 
 
-def chart(data: dict[str, Any], path: Path = CHART) -> bool:
-    panels: list[pngchart.Panel] = []
+def draw(data: dict[str, Any], path: Path = CHART) -> bool:
+    """Draw the chart of every known section; False if there is none or no matplotlib."""
+    panels: list[chart.Panel] = []
     for b in BENCHES.values():
         if isinstance(data.get(b.key), dict):
             panels += b.panels(data[b.key])
@@ -114,7 +101,12 @@ def chart(data: dict[str, Any], path: Path = CHART) -> bool:
         (s["machine"] for s in data.values() if isinstance(s, dict) and "machine" in s), {}
     )
     title = f"mosnet bench  {m.get('date', '')}  {m.get('cores', '?')} cores  {m.get('kernel', '')}"
-    path.write_bytes(pngchart.render(panels, title))
+    try:
+        png = chart.render(panels, title)
+    except ImportError as exc:  # a bench-only dependency: the figures are saved already
+        print(f"chart not drawn ({exc}): pip install -e '.[bench]'", file=sys.stderr)
+        return False
+    path.write_bytes(png)
     return True
 
 
@@ -123,7 +115,7 @@ def report_only() -> int:
     for b in BENCHES.values():
         if isinstance(data.get(b.key), dict):
             print(b.report(data[b.key]), end="\n\n")
-    if chart(data):
+    if draw(data):
         print(f"wrote {CHART.relative_to(HERE.parent)}")
     return 0
 
@@ -164,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     if new and not args.no_save:
         data = merge(load(), new)
         save(data)
-        drawn = chart(data)
+        drawn = draw(data)
         print(f"wrote {RESULTS.relative_to(HERE.parent)}"
               + (f" and {CHART.relative_to(HERE.parent)}" if drawn else ""))  # fmt: skip
     for f in failed:

@@ -3,7 +3,7 @@
 The boot is imported under a guard: a module missing from the image, an
 exception or a MemoryError at import time, or ``boot.main`` ever returning
 must not end PID 1 (the kernel would panic). The guard cannot count on
-``init.pid1`` or ``mosnet.log``, which may be what failed to import, so it
+``init.pid1`` or ``mosnet.base.log``, which may be what failed to import, so it
 only uses the interpreter's own modules: it writes to /dev/kmsg (which the
 kernel echoes on the console; the console itself if kmsg fails) with
 os.write and keeps a shell on the console, respawned ever more slowly while

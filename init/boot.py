@@ -13,9 +13,7 @@ import dataclasses
 import os
 import sys
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv6Address
 from typing import NoReturn
 
 from init import (
@@ -23,6 +21,7 @@ from init import (
     chain,
     cmdsetup,
     handoff,
+    modindex,
     modules,
     mounts,
     pid1,
@@ -31,24 +30,13 @@ from init import (
     rootdev,
     switchroot,
 )
-from mosnet import (
-    cmdmerge,
-    daemon,
-    dhcpmode,
-    firewall,
-    ipv6,
-    log,
-    netif,
-    resolvconf,
-    static,
-)
-from mosnet.coexist import hand_off
-from mosnet.config import NetConfig
-from mosnet.dhcp4.client import Client
-from mosnet.dhcp4.lease import Lease
-from mosnet.plan import STATIC_PORT, Plan
-from mosnet.proxy import ProxyConfig
-from mosnet.proxyproc import ProxySpec
+from mosnet.base import log
+from mosnet.config import cmdmerge, console
+from mosnet.config.model import NetConfig
+from mosnet.daemon import mainloop as daemon
+from mosnet.netphase import phase
+from mosnet.netphase.outcome import Outcome
+from mosnet.state.coexist import hand_off
 
 NEW_ROOT = "/sysroot"
 RUN_DIR = "/run/mosnet"
@@ -62,8 +50,6 @@ ENV = {
 
 DEVKMSG = "/proc/sys/kernel/printk_devkmsg"
 
-IPAddress = IPv4Address | IPv6Address
-
 _log = log.get("init")
 
 
@@ -76,12 +62,8 @@ class BootState:
     timings: dict[str, float] = field(default_factory=dict)
     devkmsg: str | None = None  # the rate-limit setting to restore
     modules_done: bool = False
-    network_done: bool = False
-    firewall_done: bool = False
-    client: Client | None = None
-    lease: Lease | None = None
-    v6: ipv6.Ipv6State | None = None
-    proxy: ProxySpec | None = None
+    network_done: bool = False  # tried: a retry never runs the network phase twice
+    network: Outcome | None = None
     root_mounted: bool = False
     root_source: dict[str, object] | None = None  # mosroot=: url, sha256, size, time
     daemon: daemon.DaemonHandle | None = None
@@ -112,7 +94,7 @@ GUEST_MODULES = ("veth", "tun")
 
 def load_drivers(state: BootState) -> None:
     kver = os.uname().release
-    index = modules.ModuleIndex.for_image(kver)
+    index = modindex.ModuleIndex.for_image(kver)
     modules.install_helper()
     loader = modules.Loader(index)
     modules.coldplug(loader)
@@ -121,71 +103,19 @@ def load_drivers(state: BootState) -> None:
     # initramfs still has them.
     for name in GUEST_MODULES:
         loader.load(name)
-    chain.load_private_modules(loader, kver, modules.PRIVATE_MODULES)
+    chain.load_private_modules(loader, kver, modindex.PRIVATE_MODULES)
     state.modules_done = True
 
 
 def bring_up_network(state: BootState) -> None:
-    """Static mode from mosip4/mosip6/ip=, else DHCP. A failure here is not fatal."""
+    """Static mode from mosip4/mosip6/ip=, else DHCP; then the firewall. Never fatal."""
     state.network_done = True
-    if state.net.mode == "static":
-        os.makedirs(RUN_DIR, exist_ok=True)
-        result = static.bring_up(state.net, resolv_conf=os.path.join(RUN_DIR, "resolv.conf"))
-        if not result.plan.ok:
-            _log.error("static network not configured: %s", "; ".join(result.plan.errors))
-        port = STATIC_PORT if result.applied.ok else result.plan.nic
-        _note_network(state, result.plan, port, result.reason, result.uplink_mac)
-        state.facts.errors += result.applied.errors
-        addrs = [ip.address for ip in (state.net.ip4, state.net.ip6) if ip is not None]
-        gws = [ip.gateway for ip in (state.net.ip4, state.net.ip6) if ip and ip.gateway]
-        state.proxy = _proxy_spec(result.plan, result.uplink_mac, addrs, gws)
-        return
-    bring_up_dhcp(state)
-
-
-def bring_up_dhcp(state: BootState) -> None:
-    """Parallel probe, bridge, lease on ``mos``. No lease is not fatal: the daemon keeps asking."""
-    result = dhcpmode.bring_up(state.net, RUN_DIR)
-    if not result.plan.ok:
-        _log.error("DHCP network not configured: %s", "; ".join(result.plan.errors))
-    state.client, state.lease, state.v6 = result.client, result.lease, result.v6
-    _note_network(state, result.plan, result.port, result.nic_reason, result.uplink_mac)
-    if result.lease is not None:
-        lease = result.lease
-        state.proxy = _proxy_spec(result.plan, result.uplink_mac, [lease.address], lease.routers)
-
-
-def _note_network(
-    state: BootState, plan: Plan, port: str | None, reason: str, mac: str | None
-) -> None:
-    """Keep what the network phase decided for state.json."""
+    out = state.network = phase.bring_up(state.net, RUN_DIR, timings=state.timings)
     facts = state.facts
-    facts.mode, facts.nic, facts.nic_reason, facts.nic_mac = plan.mode, plan.nic, reason, mac
-    facts.backend, facts.port = plan.backend, port
-    facts.errors = list(plan.errors)
-
-
-def _proxy_spec(
-    plan: Plan, mac: str | None, addrs: Sequence[IPAddress], gateways: Sequence[IPAddress]
-) -> ProxySpec | None:
-    """ARP/NDP answers with the NIC MAC for our addresses, never for a gateway."""
-    if plan.nic is None or mac is None:
-        return None
-    v4 = frozenset(a for a in addrs if isinstance(a, IPv4Address))
-    v6 = frozenset(a for a in addrs if isinstance(a, IPv6Address))
-    cfg = ProxyConfig(netif.mac_bytes(mac), v4, v6, frozenset(gateways))
-    return ProxySpec(plan.nic, cfg, backend="ovs" if plan.backend == "ovs" else "linux")
-
-
-def set_up_firewall(state: BootState) -> None:
-    """mosfirewall=/mosnat= once the network is up (snat needs the default route)."""
-    state.firewall_done = True
-    if state.net.firewall is None and state.net.nat is None:
-        _log.info("no mosfirewall= or mosnat=: nftables left alone")
-        return
-    result = firewall.apply(state.net)
-    state.facts.firewall, state.facts.firewall_requested = result, True
-    _log.info("firewall: applied %s", ", ".join(result.applied) or "nothing")
+    facts.mode, facts.nic, facts.nic_reason = out.mode, out.uplink.nic, out.uplink.reason
+    facts.nic_mac, facts.backend, facts.port = out.uplink.mac, out.backend, out.port
+    facts.errors = list(out.errors)
+    facts.firewall, facts.firewall_requested = out.firewall, out.firewall is not None
 
 
 def mount_root(state: BootState) -> None:
@@ -200,9 +130,8 @@ def mount_root(state: BootState) -> None:
         dev = rootdev.wait_for(cfg.root, cfg.root_timeout)
         rootdev.mount_root(dev, NEW_ROOT, cfg.rootfstype, cfg.rootflags, cfg.readonly)
     state.root_mounted = True
-    if state.lease is not None:
-        daemon.publish_dns(state.lease, RUN_DIR, state.v6)
-    _copy_resolv_conf()  # from /run/mosnet, for DHCP and static mode alike
+    if state.network is not None:  # the real root's /etc/resolv.conf, when writable
+        state.network.resolv.add_target(os.path.join(NEW_ROOT, "etc/resolv.conf"))
 
 
 def mount_net_root(state: BootState) -> None:
@@ -221,30 +150,16 @@ def mount_net_root(state: BootState) -> None:
         nfsroot.mount_nfs(cfg.nfs, NEW_ROOT, cfg.readonly)
 
 
-def _copy_resolv_conf() -> None:
-    """Give the real root the lease's resolv.conf when its /etc is writable."""
-    src = os.path.join(RUN_DIR, "resolv.conf")
-    if not os.path.exists(src):
-        return
-    with open(src) as f:
-        text = f.read()
-    try:
-        resolvconf.write_atomic(os.path.join(NEW_ROOT, "etc/resolv.conf"), text)
-    except OSError as exc:
-        _log.warning(
-            "real root's /etc/resolv.conf not written (%s); it is in %s", exc.strerror, src
-        )
-
-
 def start_daemon(state: BootState) -> None:
     """In chain mode the daemon always runs: it carries /run/mosnet into the real root.
 
     The daemon forks its watcher, which also keeps the OVS daemons alive.
     """
-    chained = state.chain is not None
-    if state.daemon is not None or (state.client is None and state.proxy is None and not chained):
+    chained, net = state.chain is not None, state.network
+    has_duties = net is not None and (net.client is not None or net.proxy is not None)
+    if state.daemon is not None or not (has_duties or chained):
         return
-    state.daemon = daemon.spawn(state.client, state.v6, state.proxy, chain=chained, run_dir=RUN_DIR)
+    state.daemon = daemon.spawn(net, chain=chained, run_dir=RUN_DIR)
     procs.reap_orphans()
 
 
@@ -257,10 +172,12 @@ def record_state(state: BootState, result: str, init: str | None = None) -> None
         boot["cmdline"] = cmdmerge.state_section(state.cmdline)
     if state.root_source is not None:
         boot["root_source"] = state.root_source
-    handle = state.daemon
-    services = handoff.services_section(handle.pid if handle else None, state.proxy, state.v6)
-    lease_clock = state.client.clock() if state.client is not None else None
-    handoff.record(RUN_DIR, boot, state.facts, state.lease, lease_clock, services)
+    handle, net = state.daemon, state.network
+    proxy, v6 = (net.proxy, net.v6) if net is not None else (None, None)
+    services = handoff.services_section(handle.pid if handle else None, proxy, v6)
+    client = net.client if net is not None else None
+    lease_clock = client.clock() if client is not None else None
+    handoff.record(RUN_DIR, boot, state.facts, net.lease if net else None, lease_clock, services)
 
 
 def keep_managers_off(state: BootState) -> None:
@@ -322,11 +239,7 @@ def boot_once(state: BootState) -> NoReturn:
         with log.step(_log, "drivers", t):
             load_drivers(state)
     if not state.network_done:
-        with log.step(_log, "network", t):
-            bring_up_network(state)
-    if not state.firewall_done:
-        with log.step(_log, "firewall", t):
-            set_up_firewall(state)
+        bring_up_network(state)
     if state.chain is not None:
         with log.step(_log, "daemon", t):
             start_daemon(state)
@@ -359,16 +272,16 @@ def _setup(state: BootState) -> None:
     problems = mounts.mount_api()
     handoff.open_log(RUN_DIR)
     state.devkmsg = _set_devkmsg("on")
-    raw, read_problem = cmdsetup.read_kernel_line()
+    kernel_line, read_problem = cmdsetup.read_kernel_line()
     # Echo to the console only when the kernel would not show kmsg info lines.
     log.setup(kmsg=True, console="/dev/console", stderr=False)
-    if log.kernel_echoes_info(raw):
+    if console.kernel_echoes_info(kernel_line.line):
         log.setup(kmsg=True, stderr=False)
     _log.info("mosnet-init starting as pid %d (uptime %.3f s)", os.getpid(), log.uptime())
     for problem in (*problems, *([read_problem] if read_problem else [])):
         _log.error("%s", problem)
     # Defaults baked into the image (build.sh --cmdline) under the kernel line.
-    inp = cmdsetup.configure(raw, _log)
+    inp = cmdsetup.configure(kernel_line, _log)
     state.cmdline, state.cfg, state.net = inp.merged, inp.boot, inp.net
     _log.info("%s", cmdsetup.describe(inp))
     state.chain = chain.requested_target(state.cfg.chain)

@@ -4,6 +4,10 @@ Parse, don't die: a malformed value of one of *our* parameters becomes a
 ParamError in the returned tuple and that field keeps its default, so one typo
 never stops the rest of the command line from applying. Parameters we do not
 know are ignored; the kernel line carries many that belong to others.
+
+Which parameters are the boot's, their form and expected text: the registry
+(``mosnet.config.registry``), which ``parse`` dispatches through; what
+``root=`` names: ``init.rootspec``.
 """
 
 from __future__ import annotations
@@ -23,64 +27,34 @@ from init.netrootcfg import (
     parse_url,
     root_format,
 )
-from mosnet import kcmdline
-from mosnet.errors import MosnetError, ParamError
-from mosnet.kcmdline import CmdLine, Param
+from init.rootspec import ROOT_KINDS as ROOT_KINDS  # re-exported: what root= may name
+from init.rootspec import RootSpec as RootSpec
+from init.rootspec import parse_root
+from mosnet.base.errors import MosnetError, ParamError
+from mosnet.config import kcmdline, registry
+from mosnet.config.kcmdline import CmdLine, Param
 
 T = TypeVar("T")
 
-ROOT_KINDS = ("path", "uuid", "label", "partuuid", "partlabel", "devnum", "nfs", "none")
 # The kernel's own fallback list (init/main.c, kernel_init).
 DEFAULT_INITS = ("/sbin/init", "/etc/init", "/bin/init", "/bin/sh")
 DEFAULT_ROOT_TIMEOUT = 30.0
 # Bare ``rootwait`` means "forever" to the kernel; PID 1 still wants to reach
 # its emergency path eventually, so it is bounded.
 ROOTWAIT_TIMEOUT = 300.0
-MAX_SECONDS = 3600
-MAX_PARTITIONS = 255  # a disk has at most DISK_MAX_PARTS (256) minors
-MAX_MAJOR, MAX_MINOR = (1 << 12) - 1, (1 << 20) - 1  # the kernel's dev_t: 12 + 20 bits
+MAX_SECONDS = registry.MAX_SECONDS
 # mosinit=: what PID 1 does once the network is up. ``switchroot`` mounts
 # root= itself; ``chain`` execs the /init of a distro initramfs that this
 # image was appended to (build.sh --append), which mounts the root its way.
 MOSINIT_MODES = ("switchroot", "chain")
 
 _FSTYPE_RE = re.compile(r"[a-z0-9_.,-]+")
-_UUID_RE = re.compile(r"[0-9a-fA-F][0-9a-fA-F-]*")
 _UINT_RE = re.compile(r"[0-9]{1,9}")  # bounded: int() of 5000 digits raises
 _SECONDS_RE = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})?")
-_DEVNUM_RE = re.compile(r"([0-9]{1,9}):([0-9]{1,9})")
-_BOOL_WORDS = {
-    "1": True, "y": True, "yes": True, "true": True, "on": True,
-    "0": False, "n": False, "no": False, "false": False, "off": False,
-}  # fmt: skip
 
 
 class NetRootRefused(MosnetError):
     """mosroot= was given but is unusable; booting another root instead would hide it."""
-
-
-@dataclass(frozen=True)
-class RootSpec:
-    """What ``root=`` names. ``value`` is lower-cased for the uuid kinds."""
-
-    kind: str = "none"
-    value: str = ""
-    partnroff: int = 0  # PARTUUID=.../PARTNROFF=n: partition number offset
-
-    @property
-    def supported(self) -> bool:
-        """A block device to look for; nfs is mounted by init.nfsroot instead."""
-        return self.kind not in ("nfs", "none")
-
-    def __str__(self) -> str:
-        if self.kind in ("path", "devnum"):
-            return self.value
-        if self.kind == "none":
-            return "(no root=)"
-        if self.kind == "nfs":
-            return f"nfs:{self.value}"
-        text = f"{self.kind.upper()}={self.value}"
-        return f"{text}/PARTNROFF={self.partnroff}" if self.partnroff else text
 
 
 @dataclass(frozen=True)
@@ -146,80 +120,26 @@ class BootConfig:
         return f"/dev/{name}"
 
 
-_ROOT_EXPECTED = "/dev/NAME, UUID=, LABEL=, PARTUUID=[/PARTNROFF=n], PARTLABEL=, MAJ:MIN or nfs:..."
-
-
-def parse_root(value: str) -> RootSpec:
-    """One ``root=`` value. Raises only ParamError."""
-    if value in ("/dev/nfs", "nfs") or value.startswith(("nfs:", "nfs4:")):
-        return RootSpec("nfs", value.partition(":")[2])
-    if value.startswith("/dev/") and len(value) > 5 and "\0" not in value:
-        return RootSpec("path", value)
-    prefix, sep, rest = value.partition("=")
-    prefix = prefix.upper()
-    if sep and prefix in ("UUID", "PARTUUID"):
-        return _parse_uuid_root(prefix, rest, value)
-    if sep and prefix in ("LABEL", "PARTLABEL") and rest:
-        return RootSpec(prefix.lower(), rest)
-    m = _DEVNUM_RE.fullmatch(value)
-    if m and int(m[1]) <= MAX_MAJOR and int(m[2]) <= MAX_MINOR:
-        return RootSpec("devnum", f"{int(m[1])}:{int(m[2])}")
-    raise ParamError("root", value, _ROOT_EXPECTED)
-
-
-def _parse_uuid_root(prefix: str, rest: str, token: str) -> RootSpec:
-    uuid, slash, offset = rest.partition("/")
-    offset_n = 0
-    if slash:
-        key, eq, num = offset.partition("=")
-        if prefix != "PARTUUID" or key.upper() != "PARTNROFF" or not eq:
-            raise ParamError("root", token, f"{prefix}=<hex uuid>")
-        if not re.fullmatch(r"-?[0-9]{1,3}", num) or abs(int(num)) > MAX_PARTITIONS:
-            bound = f"-{MAX_PARTITIONS}..{MAX_PARTITIONS}"
-            raise ParamError("root", token, f"PARTUUID=<uuid>/PARTNROFF=<integer {bound}>")
-        offset_n = int(num)
-    if not _UUID_RE.fullmatch(uuid):
-        raise ParamError("root", token, f"{prefix}=<hex digits and dashes>")
-    return RootSpec(prefix.lower(), uuid.lower(), offset_n)
-
-
-def parse_bool(param: Param) -> bool:
-    """A bare flag is true; ``=1/0/yes/no/on/off/true/false`` are accepted."""
-    if param.value is None:
-        return True
-    word = _BOOL_WORDS.get(param.value.lower())
-    if word is None:
-        raise ParamError(param.key, param.value, "a bare flag or one of 1/0/yes/no/on/off")
-    return word
-
-
 def _seconds_int(param: Param) -> int:
     value = param.value or ""
     if not _UINT_RE.fullmatch(value) or int(value) > MAX_SECONDS:
-        raise ParamError(param.key, value, f"whole seconds 0..{MAX_SECONDS}")
+        raise ParamError(param.key, value, registry.expected(param.key))
     return int(value)
 
 
 def _seconds_float(param: Param) -> float:
     value = param.value or ""
     if not _SECONDS_RE.fullmatch(value) or float(value) > MAX_SECONDS:
-        raise ParamError(param.key, value, f"seconds 0..{MAX_SECONDS}, e.g. 30 or 2.5")
+        raise ParamError(param.key, value, registry.expected(param.key))
     return float(value)
 
 
-def _need_value(param: Param, expected: str) -> str:
-    if not param.value:
-        raise ParamError(param.key, param.value or "", expected)
-    return param.value
-
-
-def _flag(param: Param) -> None:
-    if param.value is not None:
-        raise ParamError(param.key, param.value, f"bare {param.key!r} without a value")
+# The handlers run once the dispatcher checked the form against the registry:
+# a ``key=value`` parameter has a non-empty value, a flag none.
 
 
 def _root(cfg: BootConfig, p: Param) -> BootConfig:
-    value = _need_value(p, _ROOT_EXPECTED)
+    value = p.value or ""
     spec = parse_root(value)
     nfs = None
     if spec.kind == "nfs" and spec.value:
@@ -228,7 +148,7 @@ def _root(cfg: BootConfig, p: Param) -> BootConfig:
 
 
 def _mosroot(cfg: BootConfig, p: Param) -> BootConfig:
-    value = _need_value(p, "http://<host>/<path>.squashfs|.tar.zst")
+    value = p.value or ""
     root_format(parse_url(value))  # checked here, so a bad later one cannot replace a good one
     return replace(cfg, mosroot=value)
 
@@ -242,7 +162,7 @@ def _mosroot_fetch_timeout(cfg: BootConfig, p: Param) -> BootConfig:
 
 
 def _nfsroot(cfg: BootConfig, p: Param) -> BootConfig:
-    value = _need_value(p, "<server>:/<path>[,<options>]")
+    value = p.value or ""
     parse_nfs(value, param="nfsroot")
     return replace(cfg, nfsroot=value)
 
@@ -250,28 +170,26 @@ def _nfsroot(cfg: BootConfig, p: Param) -> BootConfig:
 def _rootfstype(cfg: BootConfig, p: Param) -> BootConfig:
     value = p.value or ""
     if not _FSTYPE_RE.fullmatch(value):
-        raise ParamError(p.key, value, "filesystem names like ext4 or ext4,xfs ([a-z0-9_.,-]+)")
+        raise ParamError(p.key, value, registry.expected(p.key))
     return replace(cfg, rootfstype=value)
 
 
 def _rootflags(cfg: BootConfig, p: Param) -> BootConfig:
-    return replace(cfg, rootflags=_need_value(p, "mount options, e.g. rootflags=noatime"))
+    return replace(cfg, rootflags=p.value)
 
 
 def _ro(cfg: BootConfig, p: Param) -> BootConfig:
-    _flag(p)
     return replace(cfg, readonly=True)
 
 
 def _rw(cfg: BootConfig, p: Param) -> BootConfig:
-    _flag(p)
     return replace(cfg, readonly=False)
 
 
 def _init(cfg: BootConfig, p: Param) -> BootConfig:
     value = p.value or ""
     if not value.startswith("/") or "\0" in value:
-        raise ParamError(p.key, value, "an absolute path such as /sbin/init")
+        raise ParamError(p.key, value, registry.expected(p.key))
     return replace(cfg, init=value)
 
 
@@ -290,29 +208,28 @@ def _mosroot_timeout(cfg: BootConfig, p: Param) -> BootConfig:
 
 
 def _mosshell(cfg: BootConfig, p: Param) -> BootConfig:
-    return replace(cfg, mosshell=parse_bool(p))
+    return replace(cfg, mosshell=registry.truth(p.key, p.value))
 
 
 def _mosdebug(cfg: BootConfig, p: Param) -> BootConfig:
-    return replace(cfg, mosdebug=parse_bool(p))
+    return replace(cfg, mosdebug=registry.truth(p.key, p.value))
 
 
 def _mosinit(cfg: BootConfig, p: Param) -> BootConfig:
     value = (p.value or "").lower()
     if value not in MOSINIT_MODES:
-        raise ParamError(p.key, p.value or "", " or ".join(MOSINIT_MODES))
+        raise ParamError(p.key, p.value or "", registry.expected(p.key))
     return replace(cfg, mosinit=value)
 
 
 def _console(cfg: BootConfig, p: Param) -> BootConfig:
-    # ``console=`` with no value is legal for the kernel (no console); skip it.
-    if not p.value:
-        return cfg
-    return replace(cfg, consoles=(*cfg.consoles, p.value))
+    # ``console=`` with no value is legal for the kernel (no console): the
+    # registry marks it lenient, so the dispatcher skips it without a word.
+    return replace(cfg, consoles=(*cfg.consoles, p.value or ""))
 
 
 Handler = Callable[[BootConfig, Param], BootConfig]
-_HANDLERS: dict[str, Handler] = {
+HANDLERS: dict[str, Handler] = {
     "root": _root,
     "rootfstype": _rootfstype,
     "rootflags": _rootflags,
@@ -331,7 +248,6 @@ _HANDLERS: dict[str, Handler] = {
     "mosroot_fetch_timeout": _mosroot_fetch_timeout,
     "nfsroot": _nfsroot,
 }
-KEYS = frozenset(_HANDLERS)
 
 
 def parse(text: str | bytes | CmdLine) -> tuple[BootConfig, tuple[ParamError, ...]]:
@@ -344,22 +260,24 @@ def parse(text: str | bytes | CmdLine) -> tuple[BootConfig, tuple[ParamError, ..
     cfg = BootConfig(init_args=line.init_args or ())
     errors: list[ParamError] = []
     for param in line.params:
-        handler = _HANDLERS.get(param.key)
-        if handler is None:
-            continue
+        entry = registry.lookup(param.key, "boot")
+        if entry is None:
+            continue  # someone else's parameter
         try:
-            cfg = _apply(handler, cfg, param)
+            cfg = _apply(entry, cfg, param)
         except ParamError as exc:
             errors.append(exc)
     return _combine_netroot(cfg, errors), tuple(errors)
 
 
-def _apply(handler: Handler, cfg: BootConfig, p: Param) -> BootConfig:
+def _apply(entry: registry.Parameter, cfg: BootConfig, p: Param) -> BootConfig:
     """One parameter; only ParamError leaves, whatever the handler does."""
     if p.value is not None and kcmdline.undecodable(p.value):
         raise ParamError(p.key, p.value, "UTF-8 text (the value holds bytes that are not)")
+    if not registry.fits(entry, p):  # a lenient parameter in a form it ignores
+        return cfg
     try:
-        return handler(cfg, p)
+        return HANDLERS[p.key](cfg, p)
     except ParamError:
         raise
     except Exception as exc:  # a bug here must cost one parameter, not the boot

@@ -7,7 +7,7 @@ the distro's ``/init`` in place (still PID 1), the way the kernel would have
 started it: ``argv[0]`` is ``/init``, the environment is the kernel's minus
 mosnet's own parameters, signal dispositions and mask are the defaults, and
 no descriptor but 0, 1 and 2 survives. That init mounts the root and switches
-into it; the daemon follows by itself (``mosnet.chainfollow``).
+into it; the daemon follows by itself (``mosnet.daemon.chainfollow``).
 
 Nothing here is undone before the exec: mosnet's /proc, /sys, /dev and /run
 stay mounted and the distro's init mounts its own on top (initramfs-tools
@@ -26,9 +26,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
-from init import modules
-from mosnet import log
-from mosnet.errors import MosnetError
+from init import modindex, modules
+from mosnet.base import log
+from mosnet.base.errors import MosnetError
 
 CHAIN_INIT = "/init"
 # This image's own PID 1: an /init that leads here is not a distro's.
@@ -180,6 +180,6 @@ def load_private_modules(loader: modules.Loader, kver: str, private_root: str) -
         found = ", ".join(sorted(os.listdir(private_root))) or "none"
         _log.warning("no private modules for kernel %s (the image has: %s)", kver, found)
         return
-    for name in sorted(modules.ModuleIndex.load(tree).paths):
+    for name in sorted(modindex.ModuleIndex.load(tree).paths):
         if name not in PRIVATE_SKIP:
             loader.load(name)

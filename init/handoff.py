@@ -10,16 +10,16 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from mosnet import log, state
+from mosnet.base import log
+from mosnet.base.iproute import session
+from mosnet.base.names import BRIDGE
+from mosnet.daemon.proxyproc import ProxySpec
 from mosnet.dhcp4.lease import Lease
-from mosnet.firewall import FirewallResult
-from mosnet.iproute import session
-from mosnet.ipv6 import Ipv6State
-from mosnet.proxyproc import ProxySpec
+from mosnet.ipv6.autoconf import Ipv6State
+from mosnet.nft.firewall import FirewallResult
+from mosnet.state import statefile
 
 VERSION = "0.1.0"
-BRIDGE = "br-mosnet"
-OVS_RUN_DIR = "/run/openvswitch"
 
 _log = log.get("init.handoff")
 
@@ -40,11 +40,11 @@ class NetFacts:
     firewall_requested: bool = False
 
 
-def open_log(run_dir: str = state.RUN_DIR) -> None:
+def open_log(run_dir: str = statefile.RUN_DIR) -> None:
     """Copy every log line into /run/mosnet/boot.log from now on (the daemon too)."""
     try:
         os.makedirs(run_dir, mode=0o755, exist_ok=True)
-        log.add_file(os.path.join(run_dir, state.LOG_FILE))
+        log.add_file(os.path.join(run_dir, statefile.LOG_FILE))
     except OSError as exc:
         _log.warning("no boot log file in %s: %s", run_dir, exc.strerror or exc)
 
@@ -65,7 +65,7 @@ def boot_section(timings: dict[str, float], result: str, root: str, init: str | 
         "root": root,
         "init": init,
         "timings_ms": {k: round(v * 1000, 1) for k, v in timings.items()},
-        "log": os.path.join(state.RUN_DIR, state.LOG_FILE),
+        "log": os.path.join(statefile.RUN_DIR, statefile.LOG_FILE),
     }
 
 
@@ -101,7 +101,9 @@ def network_section(net: NetFacts, run_dir: str) -> Any:
     names = [n for n in (net.port, net.nic) if n]
     try:
         with session() as ipr:
-            out["addresses"], out["routes"] = state.interface_snapshot(ipr, dict.fromkeys(names))
+            out["addresses"], out["routes"] = statefile.interface_snapshot(
+                ipr, dict.fromkeys(names)
+            )
     except Exception as exc:  # netlink trouble must not cost the hand-off
         out["addresses"], out["routes"] = [], []
         out["errors"].append(f"no address snapshot: {exc}")
@@ -155,7 +157,7 @@ def record(
         **services,
     }
     if lease is not None and lease_clock is not None and net.port:
-        sections["lease"] = state.lease_section(lease, net.port, lease_clock)
+        sections["lease"] = statefile.lease_section(lease, net.port, lease_clock)
 
     def change(current: dict[str, Any]) -> None:
         theirs = current.get("lease")
@@ -164,7 +166,7 @@ def record(
             current["lease"] = theirs  # the daemon already wrote a newer one
 
     try:
-        state.update(run_dir, change)
-        _log.info("state written to %s", os.path.join(run_dir, state.STATE_FILE))
+        statefile.update(run_dir, change)
+        _log.info("state written to %s", os.path.join(run_dir, statefile.STATE_FILE))
     except OSError as exc:
         _log.error("state.json not written: %s", exc)

@@ -26,7 +26,7 @@ import stat
 import struct
 from dataclasses import dataclass
 
-from mosnet.errors import MosnetError, shown
+from mosnet.base.errors import MosnetError, shown
 
 # The kernel's own fallback order when no init= is given (init/main.c).
 INIT_CANDIDATES = ("/sbin/init", "/etc/init", "/bin/init", "/bin/sh")

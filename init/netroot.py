@@ -21,10 +21,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from init import httpget, loopdev, syscalls
+from init import httpget, httpparse, loopdev, syscalls
 from init.netrootcfg import ADDON_HINT, NetRoot
-from mosnet import log
-from mosnet.errors import MosnetError
+from mosnet.base import children, log
+from mosnet.base.errors import MosnetError
 
 _log = log.get("init.netroot")
 
@@ -75,24 +75,24 @@ def _umount(target: str) -> None:
 def _load_modules(names: Sequence[str]) -> None:
     if not names:
         return
-    from init import modules  # the index is read only when a net root needs it
+    from init import modindex, modules  # the index is read only when a net root needs it
 
-    loader = modules.Loader(modules.ModuleIndex.for_image(os.uname().release))
+    loader = modules.Loader(modindex.ModuleIndex.for_image(os.uname().release))
     for name in names:
         loader.load(name)
 
 
 def _extract(archive: str, target: str) -> None:
-    """zstd -dc archive | tar -x -C target, through procs.run (PID 1 reaps its own children)."""
-    from init import procs
-
+    """zstd -dc archive | tar -x -C target (``children.run``: safe under PID 1's reaping)."""
     script = f'set -o pipefail; {ZSTD} -dcq -- "$1" | {TAR} -x -C "$2"'
-    try:
-        done = procs.run([*SH, "-c", script, "sh", archive, target], UNPACK_TIMEOUT)
-    except procs.RunTimeout:
-        raise NetRootError(f"unpacking took longer than {UNPACK_TIMEOUT:.0f} s") from None
+    done = children.run([*SH, "-c", script, "sh", archive, target], timeout=UNPACK_TIMEOUT)
+    if done.failure == "timeout":
+        _log.warning("%s: timed out after %g s, killed", SH[0], UNPACK_TIMEOUT)
+        raise NetRootError(f"unpacking took longer than {UNPACK_TIMEOUT:.0f} s")
+    if done.failure is not None:
+        raise NetRootError(done.error)  # could not start: the OSError's text, as before
     if done.returncode:
-        why = (done.stderr or b"").decode(errors="replace").strip()[-300:]
+        why = done.stderr.strip()[-300:]
         raise NetRootError(f"unpacking failed (exit {done.returncode}): {why}")
 
 
@@ -271,7 +271,7 @@ def _attempts(
     for attempt in range(1, FETCH_ATTEMPTS):
         try:
             return _attempt(spec, new_root, readonly, stage, seams, deadline)
-        except httpget.HttpError as exc:
+        except httpparse.HttpError as exc:
             delay = BACKOFF[min(attempt - 1, len(BACKOFF) - 1)]
             if not exc.transient or seams.clock() + delay > deadline:
                 raise

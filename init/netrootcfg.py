@@ -13,7 +13,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
-from mosnet.errors import ParamError
+from mosnet.base.errors import ParamError
 
 ROOT_FORMATS = {".squashfs": "squashfs", ".sqfs": "squashfs", ".tar.zst": "tar.zst"}
 DEFAULT_FETCH_TIMEOUT = 600.0  # whole download, retries included

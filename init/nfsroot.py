@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING
 from init import syscalls
 from init.httpget import resolve
 from init.netrootcfg import ADDON_HINT, NfsRoot
-from mosnet import log
-from mosnet.errors import MosnetError
+from mosnet.base import log
+from mosnet.base.errors import MosnetError
 
 if TYPE_CHECKING:
-    from init.modules import ModuleIndex
+    from init.modindex import ModuleIndex
 
 _log = log.get("init.nfsroot")
 
@@ -85,9 +85,9 @@ def require_client(index: ModuleIndex) -> None:
 
 
 def _load_modules() -> None:
-    from init import modules  # read the index only for an NFS root
+    from init import modindex, modules  # read the index only for an NFS root
 
-    index = modules.ModuleIndex.for_image(os.uname().release)
+    index = modindex.ModuleIndex.for_image(os.uname().release)
     require_client(index)
     loader = modules.Loader(index)
     for name in MODULES:

@@ -24,8 +24,9 @@ from types import FrameType
 from typing import NoReturn, ParamSpec, TypeVar
 
 from init import procs
-from mosnet import log as mlog
-from mosnet.errors import MosnetError
+from mosnet.base import children
+from mosnet.base import log as mlog
+from mosnet.base.errors import MosnetError
 
 _log = mlog.get("init.pid1")
 
@@ -223,7 +224,7 @@ def _spawn_shell(shell: str, console: str) -> subprocess.Popen[bytes]:
     tty = real_console(console)
     fd = os.open(tty, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     try:
-        return procs.spawn(
+        return children.spawn(
             [shell],
             stdin=fd,
             stdout=fd,
@@ -245,7 +246,7 @@ def _shell_session(shell: str, console: str, tick: float) -> None:
             procs.reap_orphans()
             log_pending_signals()
     finally:
-        procs.release(proc)
+        children.release(proc)
     _log.warning("emergency shell exited; respawning (status %s)", proc.returncode)
 
 

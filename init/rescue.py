@@ -16,7 +16,7 @@ from typing import NoReturn
 
 from init import initcheck, pid1
 from init.initcheck import ElfId, NotRunnable
-from mosnet import log as mlog
+from mosnet.base import log as mlog
 
 _log = mlog.get("init.rescue")
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, replace
 from init import syscalls
 from init.blkid import FsInfo, PartInfo, probe, read_partitions
 from init.bootcfg import RootSpec
-from mosnet import log
-from mosnet.errors import MosnetError
+from mosnet.base import log
+from mosnet.base.errors import MosnetError
 
 __all__ = [
     "BlockDev",

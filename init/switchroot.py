@@ -33,8 +33,8 @@ from typing import Literal, NoReturn
 from init import initcheck, wipe
 from init import syscalls as sc
 from init.initcheck import ElfId, InitChoice, NotRunnable
-from mosnet import log as mlog
-from mosnet.errors import MosnetError, shown
+from mosnet.base import log as mlog
+from mosnet.base.errors import MosnetError, shown
 
 _log = mlog.get("init.switchroot")
 

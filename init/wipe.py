@@ -11,7 +11,7 @@ import os
 import stat
 from dataclasses import dataclass
 
-from mosnet import log as mlog
+from mosnet.base import log as mlog
 
 _log = mlog.get("init.switchroot")
 

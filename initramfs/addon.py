@@ -3,7 +3,7 @@
 The base image stays OVS-free; ``mosnet-ovs.img`` carries the OVS programs
 from the extracted Debian packages (initramfs/fetch-ovs.sh) with the schema
 and every library the base does not already hold, so ``cat base addon`` is a
-complete image with OVS. Programs sit where mosnet/ovs.py looks for them.
+complete image with OVS. Programs sit where mosnet/ovs/vswitch.py looks for them.
 
 Libraries are looked up in the extracted tree first and on the build host
 only for what the tree lacks (glibc); nothing under the host's OVS paths is
@@ -12,7 +12,7 @@ all, and no path the base already has (ld.so, /lib64) is written again.
 
 ``RUNTIME_MANIFEST`` lists the daemons, the loader and every library they
 load (glibc included, wherever in base or add-on it lies): PID 1 copies
-those into /run (``mosnet.ovsrt``) so the daemons can be restarted after
+those into /run (``mosnet.ovs.ovsrt``) so the daemons can be restarted after
 switch_root has emptied the initramfs.
 """
 
@@ -43,14 +43,14 @@ from initramfs.elf import (
 )
 from initramfs.listing import Listed, list_image
 from initramfs.tree import Dir, Tree, to_cpio_entry
-from mosnet import atomicfile
+from mosnet.base import atomicfile
 
 DAEMONS = ("/usr/sbin/ovsdb-server", "/usr/lib/openvswitch-switch/ovs-vswitchd")
 TOOL_NAMES = ("ovsdb-tool", "ovs-vsctl", "ovs-ofctl", "ovs-appctl", "ovs-dpctl")
 TOOLS = tuple(f"/usr/bin/{name}" for name in TOOL_NAMES)
 ROOT_TOOLS = ("/usr/bin/ovs-vsctl", "/usr/bin/ovs-ofctl", "/usr/bin/ovs-appctl")
 SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
-RUNTIME_MANIFEST = "/usr/lib/mosnet/ovs-runtime.txt"  # mosnet.ovsrt.MANIFEST
+RUNTIME_MANIFEST = "/usr/lib/mosnet/ovs-runtime.txt"  # mosnet.ovs.ovsrt.MANIFEST
 # The host may have OVS installed (the test deps do): never take it from there.
 HOST_FORBIDDEN = ("/usr/sbin/ovs", "/usr/bin/ovs", "/usr/lib/openvswitch", "/usr/share/openvswitch")
 
@@ -169,7 +169,7 @@ def runtime_manifest(
     tree: Collection[PurePosixPath],
     host: Path = Path("/"),
 ) -> str:
-    """``mosnet.ovsrt``'s manifest: the daemons, their loader and their libraries.
+    """``mosnet.ovs.ovsrt``'s manifest: the daemons, their loader and their libraries.
 
     ``base`` and ``tree`` are the paths of the base image and of the add-on.
     Each library is named by a path of either that ld.so would find it under
@@ -189,7 +189,7 @@ def runtime_manifest(
             named.setdefault(image.name, image)
     if needed - set(named):
         raise AddonError(f"OVS runtime libraries not in the image: {sorted(needed - set(named))}")
-    lines = ["# mosnet.ovsrt copies these to /run/mosnet/ovs before the OVS daemons start",
+    lines = ["# mosnet.ovs.ovsrt copies these to /run/mosnet/ovs before the OVS daemons start",
              f"loader {interp}", *(f"program {d}" for d in DAEMONS),
              *(f"library {named[n]}" for n in sorted(named))]  # fmt: skip
     return "\n".join(lines) + "\n"

@@ -10,7 +10,7 @@ pre-init) and everything else under ``/usr/lib/mosnet``:
   build host. The programs' PT_INTERP and DT_RPATH are rewritten with
   patchelf to point there, so nothing is looked up in the distro's /lib and
   no environment variable leaks into the distro's programs;
-* ``bin/nft`` (mosnet/firewall.py looks there last);
+* ``bin/nft`` (mosnet/nft/firewall.py looks there last);
 * ``modules/<kver>``: only the network-stack modules initramfs-tools never
   packs (bridge, nftables, veth, tun) with their own depmod index. NIC and
   disk drivers come from the distro's /lib/modules (MODULES=most, Debian's

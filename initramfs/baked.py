@@ -1,7 +1,7 @@
 """``build.sh --cmdline``: check a line to bake into the image, then store it.
 
 The line is read at boot by the same parsers that read the kernel line
-(init.bootcfg, mosnet.cmdline), so it is checked here with them and the
+(init.bootcfg, mosnet.config.cmdline), so it is checked here with them and the
 build stops on the first thing they would complain about. Only parameters
 mosnet-init itself reads can be baked: ``console=``, ``quiet`` and the like
 are for the kernel, which never sees this file, and ``mostest.*`` belongs to
@@ -11,12 +11,13 @@ the real root, which reads /proc/cmdline.
 from __future__ import annotations
 
 from init import bootcfg
-from mosnet import cmdline, kcmdline
-from mosnet.cmdmerge import BAKED_PATH, MAX_BYTES, render
-from mosnet.errors import shown
+from mosnet.base.errors import shown
+from mosnet.config import cmdline, kcmdline, registry
+from mosnet.config.cmdmerge import BAKED_PATH, MAX_BYTES, render
 
-# console= only picks mosnet's console; the kernel's comes from its own line.
-BAKEABLE = frozenset(cmdline.HANDLERS) | (bootcfg.KEYS - {"console"})
+# The registry says which: the kernel's own (console=, quiet) are not, as the
+# kernel never sees this file.
+BAKEABLE = registry.BAKEABLE
 HEADER = (
     "# mosnet-init: default kernel parameters, baked in by build.sh --cmdline.\n"
     "# The kernel command line overrides them parameter by parameter (README).\n"
@@ -48,6 +49,7 @@ def check(line: str) -> tuple[str, tuple[str, ...]]:
 
 def _check_keys(params: tuple[kcmdline.Param, ...]) -> None:
     seen: set[str] = set()
+    groups: dict[str, set[str]] = {}  # keys that set one thing (ro|rw)
     for p in params:
         if p.key not in BAKEABLE:
             raise BakedLineError(
@@ -55,12 +57,13 @@ def _check_keys(params: tuple[kcmdline.Param, ...]) -> None:
                 f"can be baked: {' '.join(sorted(BAKEABLE))} (kernel parameters such as "
                 "console= go on the kernel line)"
             )
-        repeatable = p.key in cmdline.MULTI
-        if p.key in seen and not repeatable:
+        if p.key in seen and p.key not in registry.REPEATABLE:
             raise BakedLineError(f"--cmdline: {p.key} given twice; give it once")
         seen.add(p.key)
-    if {"ro", "rw"} <= seen:
-        raise BakedLineError("--cmdline: both ro and rw; give one")
+        groups.setdefault(registry.group(p.key), set()).add(p.key)
+    for keys in groups.values():
+        if len(keys) > 1:
+            raise BakedLineError(f"--cmdline: both {' and '.join(sorted(keys))}; give one")
 
 
 def file_bytes(line: str) -> bytes:

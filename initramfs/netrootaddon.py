@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from init.modules import NETROOT_MODULES as MODULE_ROOT
+from init.modindex import NETROOT_MODULES as MODULE_ROOT
 from initramfs.addon import AddonError, base_sonames, entries, write_atomic
 from initramfs.build import COMPRESSIONS, ZSTD_LEVEL, compress, default_epoch
 from initramfs.cpio import write_newc
@@ -36,7 +36,7 @@ from initramfs.tree import Tree
 
 NETROOT_MODULES = ("nfs", "nfsv3", "nfsv4")
 ZSTD = Path("/usr/bin/zstd")
-MODULE_DIR = PurePosixPath(MODULE_ROOT)  # + /<kver>: where the boot looks (init/modules.py)
+MODULE_DIR = PurePosixPath(MODULE_ROOT)  # + /<kver>: where the boot looks (init/modindex.py)
 _INDEX_PREFIX = "modules."
 
 

@@ -11,14 +11,21 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
+import time
 from collections.abc import Sequence
 
-from mosnet import links_fixture, log
-from mosnet.cmdline import parse
-from mosnet.discover import Nic
-from mosnet.errors import MosnetError
-from mosnet.plan import RESOLV_CONF, Plan, plan
+from mosnet.base import log
+from mosnet.base.errors import MosnetError
+from mosnet.base.names import DHCP_PORT
+from mosnet.config.cmdline import parse
+from mosnet.dhcp4.lease import LeaseError, from_json
+from mosnet.topology.plan import RESOLV_CONF, Plan, plan
+from mosnet.uplink import nicfile
+from mosnet.uplink.discover import Nic
+
+LIVE_LEASE = f"/run/mosnet/lease-{DHCP_PORT}.json"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
         links.add_argument("--live", action="store_true", help="NICs from netlink (default)")
         p.add_argument("--chosen", metavar="NIC", help="the NIC the gateway/DHCP probe picked")
         p.add_argument("--resolv-conf", default=RESOLV_CONF, metavar="PATH")
+        p.add_argument(
+            "--lease", metavar="LEASE.json",
+            help="DHCP mode: show this recorded lease's address and routes (default with live"
+            " NICs: /run/mosnet/lease-mos.json if it exists)",
+        )  # fmt: skip
         p.add_argument(
             "--ovs", choices=("auto", "yes", "no"), default="auto",
             help="is Open vSwitch available (auto: look on this system; no with --links)",
@@ -72,17 +84,17 @@ def _parser() -> argparse.ArgumentParser:
 def _live_nics() -> tuple[Nic, ...]:
     from pyroute2 import IPRoute  # only here: plan/fixture paths stay netlink-free
 
-    from mosnet.discover import list_nics
+    from mosnet.uplink.discover import list_nics
 
     with IPRoute() as ipr:
         return list_nics(ipr)
 
 
 def _ovs_available(args: argparse.Namespace) -> bool:
-    from mosnet import ovs
+    from mosnet.ovs import vswitch
 
     if args.ovs == "auto":  # a fixture describes another machine: not this one's OVS
-        return not args.links and ovs.available()
+        return not args.links and vswitch.available()
     return bool(args.ovs == "yes")
 
 
@@ -95,7 +107,7 @@ def build(args: argparse.Namespace) -> Plan:
         with open(args.cmdline_file, "rb") as f:  # bytes, as PID 1 reads it
             text = f.read()
     parsed = parse(text)
-    nics = links_fixture.load(args.links) if args.links else _live_nics()
+    nics = nicfile.load(args.links) if args.links else _live_nics()
     result = plan(
         parsed.config, nics, args.chosen, ovs_available=_ovs_available(args),
         resolv_conf=args.resolv_conf,
@@ -103,16 +115,34 @@ def build(args: argparse.Namespace) -> Plan:
     extra = tuple(f"cmdline: {e}" for e in parsed.errors) + tuple(
         f"cmdline: {n}" for n in parsed.notes
     )
+    result = _with_lease(result, args)
     return dataclasses.replace(result, notes=extra + result.notes)
+
+
+def _with_lease(the_plan: Plan, args: argparse.Namespace) -> Plan:
+    """The recorded lease's own actions instead of "request a lease" (DHCP mode)."""
+    path = args.lease or (None if args.links else LIVE_LEASE)
+    if the_plan.mode != "dhcp" or not the_plan.ok or path is None:
+        return the_plan
+    try:
+        with open(path, encoding="utf-8") as f:
+            lease = from_json(json.load(f))
+    except FileNotFoundError:
+        if args.lease:
+            raise
+        return the_plan
+    except (ValueError, LeaseError) as exc:  # json's errors are ValueErrors
+        raise MosnetError(f"{path}: not a lease: {exc}") from None
+    return the_plan.with_lease(lease, DHCP_PORT, time.monotonic())
 
 
 def _discover(args: argparse.Namespace) -> int:
     nics = _live_nics()
     if args.write:
         with open(args.write, "w", encoding="utf-8") as f:
-            f.write(links_fixture.dumps(nics))
+            f.write(nicfile.dumps(nics))
     if args.json:
-        sys.stdout.write(links_fixture.dumps(nics))
+        sys.stdout.write(nicfile.dumps(nics))
     else:
         for nic in nics:
             print(
@@ -124,9 +154,9 @@ def _discover(args: argparse.Namespace) -> int:
 
 def _coexist(args: argparse.Namespace) -> int:
     """The files PID 1 writes before switch_root, from state.json (again, or to look at)."""
-    from mosnet import coexist, state
+    from mosnet.state import coexist, statefile
 
-    links = coexist.from_state(state.load(args.run_dir).get("network") or {})
+    links = coexist.from_state(statefile.load(args.run_dir).get("network") or {})
     if not links:
         print("mosnet coexist: state.json names no uplink: nothing to keep managers off")
         return 0
@@ -151,16 +181,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verb == "coexist":
             return _coexist(args)
         if args.verb == "status":
-            from mosnet import status
+            from mosnet.state import status
 
             return status.main(args.run_dir, args.json, args.check)
         the_plan = build(args)
         sys.stdout.write(the_plan.render())
         if args.verb == "plan":
             return 0 if the_plan.ok else 1
-        from mosnet.netapply import apply  # pyroute2 only when applying
+        from mosnet.topology.netapply import apply_plan  # pyroute2 only when applying
 
-        result = apply(the_plan, fail_at=args.fail_at)
+        result = apply_plan(the_plan, fail_at=args.fail_at)
     except (OSError, MosnetError) as exc:
         print(f"mosnet: {exc}", file=sys.stderr)
         return 1

@@ -13,6 +13,7 @@ import argparse
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from qemu.topology import Gateway
 from qemu.vm import OUT, VmSpec, qemu_argv
@@ -33,11 +34,12 @@ def main() -> int:
     disk = None if a.root == "none" else Path(a.root)
     root_args = "root=/dev/vda rw" if disk else ""
     append = " ".join(["rdinit=/mosnet-init", root_args, *a.append]).strip()
+    common: dict[str, Any]  # VmSpec's keyword arguments
     common = {"kernel": Path(a.kernel), "initrd": Path(a.initrd), "append": append, "disk": disk}
     if a.net != "netns":
-        return subprocess.call(qemu_argv(VmSpec(net=a.net, **common)))  # type: ignore[arg-type]
+        return subprocess.call(qemu_argv(VmSpec(net=a.net, **common)))
     with Gateway(name=f"mosdemo-{os.getpid()}", workdir=OUT / "netns-demo") as gw:
-        spec = VmSpec(net="tap:tap0", netns=gw.name, **common)  # type: ignore[arg-type]
+        spec = VmSpec(net="tap:tap0", netns=gw.name, **common)
         rc = subprocess.call(qemu_argv(spec))
         print(f"dnsmasq log: {gw.dnsmasq_log}")
         return rc

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mosnet import status
+from mosnet.state import status
 
 
 def wait_for(cond: Callable[[], Any], timeout: float = 20.0) -> Any:

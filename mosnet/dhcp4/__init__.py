@@ -1,12 +1,15 @@
-"""mosnet's own DHCPv4 client: codec, state machine, transport, driver, apply.
+"""mosnet's own DHCPv4 client: codec, state machine, transport, driver, lease record.
 
 Boot (PID 1)::
 
     c = Client("eth0")
     lease = c.acquire(timeout=10.0)
-    if lease: apply.apply(lease, "eth0", c.clock()); apply.write_lease(lease, "eth0", "/run/mosnet")
+    if lease: LeaseKeeper(c, run_dir).on_bind(lease)   # mosnet.daemon.leasekeeper
 
-Daemon: ``c.run_forever(on_bind, on_expire, should_stop)``.
+Daemon: ``c.run_forever(on_bind, on_expire, should_stop)``. The lease goes into
+the kernel as plan actions (``mosnet.topology.lease``), not from here.
+
+Imports: base, l2
 """
 
 from mosnet.dhcp4.client import Client, ClientConfig

@@ -8,20 +8,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from mosnet import log
-from mosnet.dhcp4 import codec, fsm
+from mosnet.base import log
+from mosnet.base.netif import carrier
+from mosnet.base.wake import wait_readable
+from mosnet.dhcp4 import codec, fsm, reverify
 from mosnet.dhcp4.lease import Lease
 from mosnet.dhcp4.sock import PacketTransport, Transport
-from mosnet.linkwatch import LinkWatch
-from mosnet.netif import carrier
-from mosnet.wake import wait_readable
+from mosnet.l2.linkwatch import LinkWatch
 
 LeaseHook = Callable[[Lease], None]
 CarrierProbe = Callable[[], bool | None]  # None: cannot tell
 
 
 class LinkEvents(Protocol):
-    """Carrier notifications (``mosnet.linkwatch.LinkWatch``); tests inject a fake."""
+    """Carrier notifications (``mosnet.l2.linkwatch.LinkWatch``); tests inject a fake."""
 
     def fileno(self) -> int: ...
 
@@ -66,7 +66,7 @@ class Client:
         self.config = config
         self.transport: Transport = transport or PacketTransport(ifname)
         self.clock, self._sleep = clock, sleep
-        self.machine = fsm.ReverifyMachine(self.transport.mac, xid_gen, clock, config.machine)
+        self.machine = reverify.ReverifyMachine(self.transport.mac, xid_gen, clock, config.machine)
         self.log = log.get(f"dhcp4.{ifname}")
         self._errors = 0
         self._pending: list[fsm.Effect] = []
@@ -109,7 +109,7 @@ class Client:
         ``on_renew`` defaults to ``on_bind`` (re-applying refreshes lifetimes).
         Sleeps until the machine's next deadline, a DHCP packet, a carrier
         change (rtnetlink, :meth:`on_link_change`) or ``wake_fd`` turning
-        readable (a :class:`mosnet.wake.Waker`: stop at once); without
+        readable (a :class:`mosnet.base.wake.Waker`: stop at once); without
         ``wake_fd``, ``config.poll`` bounds the sleep so ``should_stop`` is seen.
         """
         if self.machine.state is fsm.State.INIT and not self.machine.next_deadline():

@@ -10,7 +10,7 @@ import struct
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
-from mosnet.errors import MosnetError
+from mosnet.base.errors import MosnetError
 
 BOOTREQUEST, BOOTREPLY = 1, 2
 DISCOVER, OFFER, REQUEST, DECLINE, ACK, NAK, RELEASE, INFORM = range(1, 9)

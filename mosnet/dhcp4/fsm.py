@@ -4,6 +4,7 @@ The machine is driven by three inputs (``start``, ``on_packet``, ``on_timer``
 plus ``on_conflict``) and answers with a list of effects for the caller to
 perform. Time comes from an injected monotonic clock, so tests can walk a
 whole lease lifetime in microseconds and a wall-clock jump changes nothing.
+Re-verifying a lease after a link flap is ``mosnet.dhcp4.reverify``.
 """
 
 from __future__ import annotations
@@ -143,7 +144,7 @@ class Machine:
         lease = self.lease
         if self._restart_at is not None and now >= self._restart_at:
             return self.start()
-        if lease is not None and self.state in _HOLDING:
+        if lease is not None and self.state in HOLDING:
             if now >= lease.expires_at:
                 return self._lost(lease, "lease expired")
             if self.state is not State.REBINDING and now >= lease.rebind_at():
@@ -170,7 +171,7 @@ class Machine:
     def next_deadline(self) -> float | None:
         times = [t for t in (self._restart_at, self._give_up_at, self._retx_at) if t is not None]
         lease = self.lease
-        if lease is not None and self.state in _HOLDING:
+        if lease is not None and self.state in HOLDING:
             times.append(lease.expires_at)
             if self.state is not State.REBINDING:
                 times.append(lease.rebind_at())
@@ -181,7 +182,7 @@ class Machine:
     def release(self) -> list[Effect]:
         """Give the lease back (unicast RELEASE) and go to INIT."""
         lease = self.lease
-        if lease is None or self.state not in _HOLDING:
+        if lease is None or self.state not in HOLDING:
             return []
         msg = codec.release(self.mac, self._xid_gen() & 0xFFFFFFFF, lease.address, lease.server_id)
         return [SendUnicast(msg, lease.server_id, lease.address)] + self._reset()
@@ -208,7 +209,7 @@ class Machine:
         except LeaseError as exc:
             return [Log(f"ignoring ACK: {exc}")]
         if self.config.renew_after is not None:
-            lease = _with_t1(lease, self.config.renew_after)
+            lease = with_t1(lease, self.config.renew_after)
         old, was = self.lease, self.state
         self.lease, self._offer = lease, None
         self._retx_at = self._give_up_at = None
@@ -234,7 +235,7 @@ class Machine:
             return [Log(f"ignoring NAK from {server}")]
         text = msg.text(codec.OPT_MESSAGE)
         reason = f"NAK from {server}" + (f": {text!r}" if text else "")
-        if self.lease is not None and self.state in _HOLDING:
+        if self.lease is not None and self.state in HOLDING:
             return self._lost(self.lease, reason)
         return [Log(reason)] + self._reset() + self.start()
 
@@ -312,117 +313,11 @@ class Machine:
 
 
 _WAITING_ACK = (State.REQUESTING, State.RENEWING, State.REBINDING)
-_HOLDING = (State.BOUND, State.RENEWING, State.REBINDING)
+# Public for reverify.ReverifyMachine, which extends this machine.
+HOLDING = (State.BOUND, State.RENEWING, State.REBINDING)
 
 
-def _with_t1(lease: Lease, t1: float) -> Lease:
+def with_t1(lease: Lease, t1: float) -> Lease:
+    """``lease`` with T1 at ``t1`` seconds (the ``renew_after`` test hook), below T2."""
     t1 = max(0.001, min(t1, lease.t2 * 0.999))
     return replace(lease, t1=t1)
-
-
-# ============================================================================
-# Link-flap re-verification (issue 4 section 1), added by the probe/flap helper.
-# A subclass at the end of the file so it cannot collide with edits above;
-# fold it into Machine (as a REBOOTING state) whenever convenient.
-# ============================================================================
-REVERIFY_TRIES = 3  # INIT-REBOOT REQUESTs before keeping the lease unconfirmed
-REVERIFY_GAP = 2.0  # first retransmission gap, doubled after each try
-
-
-@dataclass
-class _Reverify:
-    xid: int
-    started: float  # first REQUEST: lease times count from here (conservative)
-    next_at: float
-    tries: int = 1
-
-
-class ReverifyMachine(Machine):
-    """Machine plus RFC 2131 3.2 INIT-REBOOT after the carrier comes back.
-
-    The REQUEST carries option 50 and no server id, so whichever server owns
-    the segment now answers: ACK keeps the lease (with fresh times), NAK starts
-    over from INIT, silence leaves the lease and its T1/T2 timers untouched.
-    """
-
-    _rv: _Reverify | None = None
-
-    def link_down(self) -> list[Effect]:
-        self._rv = None
-        return []
-
-    def reverify(self) -> list[Effect]:
-        lease, now = self.lease, self._clock()
-        if lease is None or self.state not in _HOLDING:
-            if self.state is State.SELECTING:  # do not sit out a long DISCOVER backoff
-                return [Log("link up: DISCOVER now")] + self.start()
-            return []
-        self._rv = _Reverify(self._xid_gen() & 0xFFFFFFFF, now, now + REVERIFY_GAP)
-        return [Log(f"link up: re-verifying {lease.address}"), self._rv_request(lease, now)]
-
-    def on_packet(self, msg: codec.Message) -> list[Effect]:
-        rv = self._rv
-        if rv is None or msg.xid != rv.xid or msg.op != codec.BOOTREPLY or msg.chaddr != self.mac:
-            return super().on_packet(msg)
-        lease = self.lease
-        if lease is None or self.state not in _HOLDING:
-            self._rv = None
-            return []
-        if msg.msg_type == codec.NAK:
-            # any server may NAK: INIT-REBOOT asks whoever owns this segment now
-            self._rv = None
-            text = msg.text(codec.OPT_MESSAGE)
-            why = f"NAK from {msg.server_id} after link up" + (f": {text!r}" if text else "")
-            return self._lost(lease, why)
-        if msg.msg_type == codec.ACK:
-            return self._rv_ack(msg, lease, rv)
-        return []
-
-    def on_timer(self) -> list[Effect]:
-        rv, now = self._rv, self._clock()
-        fx: list[Effect] = []
-        if rv is not None and now >= rv.next_at:
-            lease = self.lease
-            if lease is None or self.state not in _HOLDING:
-                self._rv = None
-            elif rv.tries >= REVERIFY_TRIES:
-                self._rv = None
-                fx.append(Log(f"link up: no answer about {lease.address}; keeping it"))
-            else:
-                rv.next_at = now + REVERIFY_GAP * (1 << rv.tries)
-                rv.tries += 1
-                fx.append(self._rv_request(lease, now))
-        return fx + super().on_timer()
-
-    def next_deadline(self) -> float | None:
-        base = super().next_deadline()
-        if self._rv is None:
-            return base
-        return self._rv.next_at if base is None else min(base, self._rv.next_at)
-
-    def _rv_request(self, lease: Lease, now: float) -> SendBroadcast:
-        assert self._rv is not None
-        secs = max(0, min(0xFFFF, int(now - self._rv.started)))
-        msg = codec.request(
-            self.mac,
-            self._rv.xid,
-            form="init-reboot",
-            addr=lease.address,
-            secs=secs,
-            hostname=self.config.hostname,
-        )
-        return SendBroadcast(msg)
-
-    def _rv_ack(self, msg: codec.Message, old: Lease, rv: _Reverify) -> list[Effect]:
-        try:
-            new = from_ack(msg, rv.started)
-        except LeaseError as exc:
-            return [Log(f"ignoring ACK: {exc}")]
-        if self.config.renew_after is not None:
-            new = _with_t1(new, self.config.renew_after)
-        self._rv, self.lease = None, new
-        self._retx_at = self._give_up_at = None  # a renewal in flight is answered too
-        fx = self._goto(State.BOUND) + [Log(f"link up: {new.address} confirmed")]
-        if old.address != new.address or old.prefixlen != new.prefixlen:
-            return fx + [Expire(old, "address changed after link up"), Bind(new)]
-        return fx + [Renewed(new)]

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
+from mosnet.base.errors import MosnetError
 from mosnet.dhcp4 import codec
-from mosnet.errors import MosnetError
 
 MIN_MTU = 576  # RFC 2132 9.1: smallest MTU a host must accept
 

@@ -11,7 +11,6 @@ ordinary UDP socket; replies can then arrive on either socket, so both are read.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import select
 import socket
 import struct
@@ -20,17 +19,14 @@ from collections.abc import Sequence
 from ipaddress import IPv4Address
 from typing import Protocol
 
+from mosnet.base.netif import interface_mac
+from mosnet.base.wake import wait_readable
 from mosnet.dhcp4 import codec
-from mosnet.netif import interface_mac
-from mosnet.wake import wait_readable
+from mosnet.l2 import bpf
+from mosnet.l2.frames import BROADCAST_MAC, ETH_P_ARP, ETH_P_IP
+from mosnet.l2.packet import AUXDATA_SPACE, checksum_ready, packet_socket
 
-ETH_P_IP, ETH_P_ARP = 0x0800, 0x0806
-SO_ATTACH_FILTER = 26
 SO_BINDTODEVICE = 25
-SOL_PACKET, PACKET_AUXDATA = 263, 8
-TP_STATUS_CSUMNOTREADY = 8
-_AUXDATA = struct.Struct("IIIHHHH")  # struct tpacket_auxdata
-BROADCAST_MAC = b"\xff" * 6
 
 
 class Transport(Protocol):
@@ -54,34 +50,22 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
-def _bpf(code: int, jt: int, jf: int, k: int) -> bytes:
-    return struct.pack("HBBI", code, jt, jf, k)
-
-
 # IPv4, UDP, not a fragment (offset 0, no MF: we cannot reassemble), dst port 68.
 # Offsets are relative to the IP header because the socket is SOCK_DGRAM.
-# fmt: off
-_FILTER = b"".join((
-    _bpf(0x30, 0, 0, 0),            # ldb [0]
-    _bpf(0x54, 0, 0, 0xF0),         # and #0xf0
-    _bpf(0x15, 0, 8, 0x40),         # jeq #0x40 (version 4) else drop
-    _bpf(0x30, 0, 0, 9),            # ldb [9]
-    _bpf(0x15, 0, 6, 17),           # jeq #17 (UDP) else drop
-    _bpf(0x28, 0, 0, 6),            # ldh [6]
-    _bpf(0x45, 4, 0, 0x3FFF),       # jset #0x3fff (MF|offset) -> drop
-    _bpf(0xB1, 0, 0, 0),            # ldxb 4*([0]&0xf): skip IP options
-    _bpf(0x48, 0, 0, 2),            # ldh [x+2] (UDP dst port)
-    _bpf(0x15, 0, 1, codec.CLIENT_PORT),
-    _bpf(0x06, 0, 0, 0x40000),      # accept
-    _bpf(0x06, 0, 0, 0),            # drop
-))
-# fmt: on
-
-
-def _attach_filter(sock: socket.socket, program: bytes) -> None:
-    buf = ctypes.create_string_buffer(program)
-    fprog = struct.pack("HL", len(program) // 8, ctypes.addressof(buf))
-    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+_FILTER = bpf.program(
+    bpf.stmt(bpf.LDB, 0),
+    bpf.stmt(bpf.AND, 0xF0),
+    bpf.jump(bpf.JEQ, 0x40, 0, 8),  # version 4, else drop
+    bpf.stmt(bpf.LDB, 9),
+    bpf.jump(bpf.JEQ, 17, 0, 6),  # UDP, else drop
+    bpf.stmt(bpf.LDH, 6),
+    bpf.jump(bpf.JSET, 0x3FFF, 4, 0),  # MF or an offset: drop
+    bpf.stmt(bpf.LDX_IP_HEADER, 0),  # skip IP options
+    bpf.stmt(bpf.LDH_X, 2),  # UDP dst port
+    bpf.jump(bpf.JEQ, codec.CLIENT_PORT, 0, 1),
+    bpf.ACCEPT,
+    bpf.DROP,
+)
 
 
 class PacketTransport:
@@ -91,15 +75,7 @@ class PacketTransport:
         self.ifname = ifname
         self.ifindex = socket.if_nametoindex(ifname)
         self.mac = interface_mac(ifname)
-        # protocol 0 until the filter is attached: no unfiltered packets queue up
-        self._raw = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, 0)
-        try:
-            _attach_filter(self._raw, _FILTER)
-            self._raw.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
-            self._raw.bind((ifname, ETH_P_IP))
-        except OSError:
-            self._raw.close()
-            raise
+        self._raw = packet_socket(ifname, ETH_P_IP, _FILTER, socket.SOCK_DGRAM, blocking=True)
         self._udp: socket.socket | None = None
         self._udp_src: IPv4Address | None = None
 
@@ -140,13 +116,9 @@ class PacketTransport:
         return None
 
     def _recv_raw(self) -> bytes:
-        data, anc, _, _ = self._raw.recvmsg(65535, socket.CMSG_SPACE(_AUXDATA.size))
-        status = 0
-        for level, kind, value in anc:
-            if level == SOL_PACKET and kind == PACKET_AUXDATA and len(value) >= _AUXDATA.size:
-                status = _AUXDATA.unpack_from(value)[0]
+        data, anc, _, _ = self._raw.recvmsg(65535, AUXDATA_SPACE)
         try:
-            return codec.parse_ip_udp(data, check_udp=not status & TP_STATUS_CSUMNOTREADY)[4]
+            return codec.parse_ip_udp(data, check_udp=checksum_ready(anc))[4]
         except codec.DecodeError:
             return b""  # not a valid datagram; the caller just reads again
 

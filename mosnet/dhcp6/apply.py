@@ -13,8 +13,8 @@ from typing import Any
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-from mosnet import atomicfile, iproute, log
-from mosnet.dhcp6.fsm import Lease6
+from mosnet.base import atomicfile, iproute, log
+from mosnet.dhcp6.lease import Lease6
 
 _log = log.get("dhcp6.apply")
 
@@ -25,7 +25,7 @@ def _lft(seconds: float) -> int:
     return FOREVER if seconds == float("inf") else max(0, min(FOREVER - 1, int(seconds)))
 
 
-def apply(lease: Lease6, ifname: str, now: float, *, ipr: Any = None) -> None:
+def apply_lease6(lease: Lease6, ifname: str, now: float, *, ipr: Any = None) -> None:
     """Address with the remaining valid/preferred lifetimes on ``ifname``."""
     valid, preferred = lease.remaining(now)
     with iproute.session(ipr) as ip:
@@ -40,8 +40,8 @@ def apply(lease: Lease6, ifname: str, now: float, *, ipr: Any = None) -> None:
         )
 
 
-def remove(lease: Lease6, ifname: str, *, ipr: Any = None) -> None:
-    """Undo ``apply`` (valid lifetime over); a missing address is fine."""
+def remove_lease6(lease: Lease6, ifname: str, *, ipr: Any = None) -> None:
+    """Undo ``apply_lease6`` (valid lifetime over); a missing address is fine."""
     with iproute.session(ipr) as ip:
         idx = ip.link_lookup(ifname=ifname)[0]
         with contextlib.suppress(NetlinkError):

@@ -8,12 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from mosnet import log
+from mosnet.base import log
 from mosnet.dhcp6 import codec, fsm
+from mosnet.dhcp6.lease import Info, Lease6
 from mosnet.dhcp6.sock import Transport, UdpTransport
 
-LeaseHook = Callable[[fsm.Lease6], None]
-InfoHook = Callable[[fsm.Info], None]
+LeaseHook = Callable[[Lease6], None]
+InfoHook = Callable[[Info], None]
 T = TypeVar("T")
 
 
@@ -55,15 +56,15 @@ class Client:
         self._pending: list[fsm.Effect] = []
 
     @property
-    def lease(self) -> fsm.Lease6 | None:
+    def lease(self) -> Lease6 | None:
         return self.machine.lease
 
-    def acquire(self, timeout: float) -> fsm.Lease6 | None:
+    def acquire(self, timeout: float) -> Lease6 | None:
         """Stateful: an IA_NA lease within ``timeout`` seconds, or None."""
         self._pending = self.machine.start()
         return self._until(timeout, lambda: self.machine.lease)
 
-    def inform(self, timeout: float) -> fsm.Info | None:
+    def inform(self, timeout: float) -> Info | None:
         """Stateless: DNS via INFORMATION-REQUEST within ``timeout`` seconds, or None."""
         self._pending = self.machine.start_info()
         return self._until(timeout, lambda: self.machine.info)

@@ -11,8 +11,7 @@ import struct
 from dataclasses import dataclass
 from ipaddress import IPv6Address
 
-from mosnet.errors import MosnetError
-from mosnet.ra import decode_names
+from mosnet.base.errors import MosnetError
 
 SOLICIT, ADVERTISE, REQUEST, CONFIRM, RENEW, REBIND, REPLY = range(1, 8)
 RELEASE, DECLINE, RECONFIGURE, INFORMATION_REQUEST = 8, 9, 10, 11
@@ -268,3 +267,25 @@ def _iaaddr(raw: bytes) -> IaAddr:
         if code == OPT_STATUS_CODE:
             status = _status(value)
     return IaAddr(IPv6Address(addr), preferred, valid, status)
+
+
+def decode_names(data: bytes) -> tuple[str, ...] | None:
+    """Uncompressed DNS wire names (RFC 1035 3.1), zero padding allowed at the end."""
+    names: list[str] = []
+    labels: list[str] = []
+    pos = 0
+    while pos < len(data):
+        n = data[pos]
+        if n == 0:
+            if labels:
+                names.append(".".join(labels))
+            labels, pos = [], pos + 1
+            continue
+        if n > 63 or pos + 1 + n > len(data):
+            return None  # also rejects compression pointers (0xc0)
+        try:
+            labels.append(data[pos + 1 : pos + 1 + n].decode("ascii").lower())
+        except UnicodeDecodeError:
+            return None
+        pos += 1 + n
+    return None if labels else tuple(names)  # an unterminated name is malformed

@@ -12,11 +12,10 @@ import select
 import socket
 from typing import Protocol
 
-from mosnet import log
+from mosnet.base import log
+from mosnet.base.netif import interface_mac
 from mosnet.dhcp6 import codec
-from mosnet.l2 import link_local_eui64
-from mosnet.netif import interface_mac
-from mosnet.ra import link_local
+from mosnet.l2.nd import link_local, link_local_eui64
 
 SO_BINDTODEVICE = 25
 IPV6_FREEBIND = 78

@@ -2,7 +2,7 @@
 
 Usage: chain_helper.py TOP WORKDIR MODE. It builds a fake initramfs (tmpfs)
 with mosnet's /run/mosnet, forks the daemon's chain follower exactly as
-mosnet.daemon runs it (the watcher follows the same way), then does what
+mosnet.daemon.mainloop runs it (the watcher follows the same way), then does what
 initramfs-tools' /init does: a fresh tmpfs on /run, the root mounted,
 ``mount --move`` of /run and /proc into it, ``mount --move . /`` and chroot
 (run-init). MODE ``late`` says "C" only after
@@ -21,8 +21,8 @@ import time
 
 sys.path.insert(0, sys.argv[1])
 
-from mosnet import daemon  # noqa: E402  (after the path is set)
-from mosnet.rootfollow import Follower  # noqa: E402
+from mosnet.daemon import mainloop  # noqa: E402  (after the path is set)
+from mosnet.daemon.rootfollow import Follower  # noqa: E402
 
 MS_MOVE, MS_REC, MS_PRIVATE = 8192, 16384, 1 << 18
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -84,14 +84,14 @@ def main() -> None:
         os.close(write_fd)
         stop_r, _stop_w = os.pipe()  # never written: the follower runs until it followed
         follower = Follower(read_fd, run_fd, chain=True)
-        daemon.follow(follower, "/run/mosnet", True, stop_r, entered.set)
+        mainloop.follow(follower, "/run/mosnet", True, stop_r, entered.set)
         os._exit(0 if entered.is_set() else 3)
     os.close(read_fd)
     if mode == "live":
-        os.write(write_fd, daemon.CHAINED)
+        os.write(write_fd, mainloop.CHAINED)
     distro_init(0.5 if mode == "live" else 0.0)
     if mode == "late":
-        os.write(write_fd, daemon.CHAINED)
+        os.write(write_fd, mainloop.CHAINED)
     _, status = os.waitpid(pid, 0)
     with open("/run/mosnet/state.json") as f:
         st = json.load(f)

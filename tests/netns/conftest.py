@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -38,10 +39,10 @@ class DhcpNet:
     log_path: pathlib.Path
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def popen_in(self, ns: str, argv: list[str], **kw: object) -> subprocess.Popen[bytes]:
+    def popen_in(self, ns: str, argv: list[str], **kw: Any) -> subprocess.Popen[bytes]:
         """Start ``argv`` in ``ns``; the fixture stops it by PID at teardown."""
         env = dict(os.environ, PYTHONPATH=str(REPO))
-        proc: subprocess.Popen[bytes] = subprocess.Popen(  # type: ignore[call-overload]
+        proc: subprocess.Popen[bytes] = subprocess.Popen(
             ["ip", "netns", "exec", ns, *argv], env=env, **kw
         )
         self.procs.append(proc)
@@ -182,9 +183,9 @@ class DhcpLab:
     namespaces: list[str] = field(default_factory=list)
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def popen_in(self, ns: str, argv: list[str], **kw: object) -> subprocess.Popen[bytes]:
+    def popen_in(self, ns: str, argv: list[str], **kw: Any) -> subprocess.Popen[bytes]:
         env = dict(os.environ, PYTHONPATH=str(REPO))
-        proc: subprocess.Popen[bytes] = subprocess.Popen(  # type: ignore[call-overload]
+        proc: subprocess.Popen[bytes] = subprocess.Popen(
             ["ip", "netns", "exec", ns, *argv], env=env, **kw
         )
         self.procs.append(proc)

@@ -268,8 +268,9 @@ def hex_routes(routes: list[tuple[str, str]]) -> str:
 # apply/remove hooks until SIGTERM; the log (DEBUG) is the test's evidence.
 CLIENT = textwrap.dedent("""
     import json, logging, signal, sys, threading
-    from mosnet import log
-    from mosnet.dhcp4 import Client, ClientConfig, Config, apply
+    from mosnet.base import log
+    from mosnet.dhcp4 import Client, ClientConfig, Config
+    from mosnet.topology.netapply import apply_lease, remove_lease
 
     ifname, mode, cfg = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
     log.setup(level=logging.DEBUG)
@@ -281,19 +282,19 @@ CLIENT = textwrap.dedent("""
         lease = client.acquire(timeout=cfg.get("timeout", 15.0))
         if lease is None:
             print(json.dumps({"lease": None})); sys.exit(3)
-        apply.apply(lease, ifname, client.clock())
+        apply_lease(lease, ifname, client.clock())
         print(json.dumps({"lease": lease.to_json(), "state": client.machine.state.value}))
         sys.exit(0)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     def on_bind(lease):
-        apply.apply(lease, ifname, client.clock())
+        apply_lease(lease, ifname, client.clock())
         print("HOOK bind", lease.address, flush=True)
     def on_renew(lease):
-        apply.apply(lease, ifname, client.clock())
+        apply_lease(lease, ifname, client.clock())
         print("HOOK renew", lease.address, flush=True)
     def on_expire(lease):
-        apply.remove(lease, ifname)
+        remove_lease(lease, ifname)
         print("HOOK removed", lease.address, flush=True)
     client.run_forever(on_bind, on_expire, stop.is_set, on_renew)
     print("HOOK stopped", client.machine.state.value, flush=True)

@@ -15,7 +15,8 @@ import sys
 import time
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
-from mosnet import l2, netif
+from mosnet.base import netif
+from mosnet.l2 import frames, nd
 
 WAIT = 1.5
 
@@ -30,16 +31,16 @@ def _answers(sock: socket.socket, target: IPv4Address | IPv6Address) -> list[str
         if addr[2] == 4:  # PACKET_OUTGOING: our own request
             continue
         try:
-            eth = l2.Ethernet.decode(frame)
-            if isinstance(target, IPv4Address) and eth.ethertype == l2.ETH_P_ARP:
-                arp = l2.Arp.decode(eth.payload)
-                if arp.op == l2.ARP_REPLY and arp.spa == target:
-                    found.append(l2.mac_str(arp.sha))
-            elif isinstance(target, IPv6Address) and eth.ethertype == l2.ETH_P_IPV6:
-                msg = l2.decode_ndp(l2.IPv6.decode(eth.payload), check_sum=False)
-                if isinstance(msg, l2.NeighborAdvertisement) and msg.target == target:
-                    found.append(l2.mac_str(msg.tllao or eth.src))
-        except l2.FrameError:
+            eth = frames.Ethernet.decode(frame)
+            if isinstance(target, IPv4Address) and eth.ethertype == frames.ETH_P_ARP:
+                arp = frames.Arp.decode(eth.payload)
+                if arp.op == frames.ARP_REPLY and arp.spa == target:
+                    found.append(frames.mac_str(arp.sha))
+            elif isinstance(target, IPv6Address) and eth.ethertype == frames.ETH_P_IPV6:
+                msg = nd.decode_ndp(nd.IPv6.decode(eth.payload), check_sum=False)
+                if isinstance(msg, nd.NeighborAdvertisement) and msg.target == target:
+                    found.append(frames.mac_str(msg.tllao or eth.src))
+        except frames.FrameError:
             continue
     return found
 
@@ -50,9 +51,9 @@ def ask(ifname: str, src: str, target_text: str) -> list[str]:
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
     sock.bind((ifname, 0))
     if isinstance(target, IPv4Address):
-        frame = l2.arp_request(mac, IPv4Address(src), target).frame()
+        frame = frames.arp_request(mac, IPv4Address(src), target).frame()
     else:
-        frame = l2.ns_frame(mac, IPv6Address(src), target)
+        frame = nd.ns_frame(mac, IPv6Address(src), target)
     sock.send(frame)
     try:
         return _answers(sock, target)

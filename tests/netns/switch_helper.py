@@ -19,10 +19,17 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from chain_helper import MS_MOVE, MS_REC, ident, make_initramfs, mount  # puts TOP on sys.path
+# It runs as a script beside chain_helper; mypy knows the same file by its package name.
+if TYPE_CHECKING:
+    from tests.netns.chain_helper import MS_MOVE, MS_REC, ident, make_initramfs, mount
+else:
+    from chain_helper import MS_MOVE, MS_REC, ident, make_initramfs, mount  # puts TOP on sys.path
 
-from mosnet import daemon, log, status
+from mosnet.base import log
+from mosnet.daemon import mainloop
+from mosnet.state import status
 
 MS_BIND = 4096
 RUN = "/run/mosnet"
@@ -87,7 +94,7 @@ def main() -> None:
     log.setup(level=logging.INFO)
     log.add_file(f"{RUN}/boot.log")
     out: dict[str, object] = {}
-    handle = daemon.spawn(None, None, None, run_dir=RUN)
+    handle = mainloop.spawn(None, run_dir=RUN)
     d1, w1 = pid_in_state("daemon"), pid_in_state("watch")
     os.kill(d1, signal.SIGKILL)
     d2 = pid_in_state("daemon", d1)  # started by the watcher, still in the initramfs

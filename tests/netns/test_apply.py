@@ -106,8 +106,10 @@ def _dump(lab: Lab) -> dict[str, Any]:
     return {k: _strip(json.loads(_ip("-n", lab.srv, "-j", *v))) for k, v in what.items()}
 
 
-def _link(dump: dict[str, Any], name: str) -> dict[str, Any] | None:
-    return next((x for x in dump["link"] if x["ifname"] == name), None)
+def _link(dump: dict[str, Any], name: str) -> dict[str, Any]:
+    link: dict[str, Any] | None = next((x for x in dump["link"] if x["ifname"] == name), None)
+    assert link is not None, f"no link {name}"
+    return link
 
 
 def _addrs(dump: dict[str, Any], name: str) -> set[str]:
@@ -133,11 +135,11 @@ def _pings(lab: Lab) -> None:
 def test_apply_twice_changes_nothing(lab: Lab) -> None:
     assert _apply(lab)["ok"]
     first = _dump(lab)
-    nic_mac = _link(first, lab.nic)["address"]  # type: ignore[index]
-    assert _link(first, lab.nic)["master"] == "br-mosnet"  # type: ignore[index]
-    assert _link(first, "public-br")["master"] == "br-mosnet"  # type: ignore[index]
-    assert _link(first, "public")["address"] == nic_mac  # type: ignore[index]
-    assert _link(first, "br-mosnet")["address"] != nic_mac  # type: ignore[index]
+    nic_mac = _link(first, lab.nic)["address"]
+    assert _link(first, lab.nic)["master"] == "br-mosnet"
+    assert _link(first, "public-br")["master"] == "br-mosnet"
+    assert _link(first, "public")["address"] == nic_mac
+    assert _link(first, "br-mosnet")["address"] != nic_mac
     assert _addrs(first, "public") == {f"{NET}.2/32", "fd00:98::2/128"}
     assert _addrs(first, lab.nic) == set()
     routes4 = {(r["dst"], r.get("gateway"), r["dev"]) for r in first["route4"]}
@@ -152,12 +154,12 @@ def test_apply_twice_changes_nothing(lab: Lab) -> None:
 
 
 def test_failure_rolls_back_to_the_nic(lab: Lab) -> None:
-    result = _apply(lab, fail_at=12)  # after the NIC joined the bridge
-    assert not result["ok"] and result["rolled_back"] and result["done"] == 11
+    result = _apply(lab, fail_at=13)  # after the NIC joined the bridge
+    assert not result["ok"] and result["rolled_back"] and result["done"] == 12
     assert result["errors"] == [result["failed"]]  # the rollback itself was clean
     dump = _dump(lab)
     assert {x["ifname"] for x in dump["link"]} == {"lo", lab.nic}
-    assert "master" not in _link(dump, lab.nic)  # type: ignore[operator]
+    assert "master" not in _link(dump, lab.nic)
     assert _addrs(dump, lab.nic) == {f"{NET}.2/32", "fd00:98::2/128"}
     routes4 = {(r["dst"], r.get("gateway"), r["dev"]) for r in dump["route4"]}
     assert routes4 == {("default", f"{NET}.1", lab.nic), (f"{NET}.1", None, lab.nic)}
@@ -171,11 +173,11 @@ def _helper(net: str, nic: str, resolv: str, fail_at: int | None) -> None:
 
     from pyroute2 import IPRoute
 
-    from mosnet import log
-    from mosnet.config import Ip4Static, Ip6Static, NetConfig
-    from mosnet.discover import list_nics
-    from mosnet.netapply import apply
-    from mosnet.plan import plan
+    from mosnet.base import log
+    from mosnet.config.model import Ip4Static, Ip6Static, NetConfig
+    from mosnet.topology.netapply import apply_plan
+    from mosnet.topology.plan import plan
+    from mosnet.uplink.discover import list_nics
 
     log.setup(stderr=True)
     cfg = NetConfig(
@@ -185,7 +187,7 @@ def _helper(net: str, nic: str, resolv: str, fail_at: int | None) -> None:
     )
     with IPRoute() as ipr:
         nics = list_nics(ipr, include=[nic])
-        result = apply(plan(cfg, nics, nic, resolv_conf=resolv), ipr, fail_at=fail_at)
+        result = apply_plan(plan(cfg, nics, nic, resolv_conf=resolv), ipr, fail_at=fail_at)
     print(json.dumps(dataclasses.asdict(result)))
 
 

@@ -1,7 +1,7 @@
 """Real ifupdown (Debian 12's, from the qemu/debroot.sh tree) against mosnet's ifstate files.
 
 An interfaces file names the uplink with a static address, the way an
-installer leaves it. With the files ``mosnet.coexist`` writes, ``ifup -a``
+installer leaves it. With the files ``mosnet.state.coexist`` writes, ``ifup -a``
 skips the uplink and ``ifdown -a`` (networking.service at shutdown) leaves it
 up; without them, ifupdown configures it and takes it down: the negative
 control that shows the check can fail.
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from mosnet import coexist
+from mosnet.state import coexist
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = REPO / ".cache" / "debroot" / "base"  # the debootstrap tree qemu/debroot.sh keeps

@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 
-from mosnet import status
+from mosnet.state import status
 from tests.mosprocs import children, new_pid, section, stop_all, wait_for
 from tests.netns.conftest import DhcpNet
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from typing import Any
 
 from tests.netns.conftest import DhcpNet
 
@@ -19,8 +20,10 @@ PY = (
 
 CLIENT = textwrap.dedent("""
     import json, sys, time, logging
-    from mosnet import log, resolvconf
-    from mosnet.dhcp4 import Client, ClientConfig, Config, apply
+    from mosnet.base import log
+    from mosnet.state import resolvconf
+    from mosnet.dhcp4 import Client, ClientConfig, Config, publish
+    from mosnet.topology.netapply import apply_lease, remove_lease
 
     ifname, outdir = sys.argv[1], sys.argv[2]
     renew_after, want_renews = float(sys.argv[3]), int(sys.argv[4])
@@ -33,20 +36,20 @@ CLIENT = textwrap.dedent("""
     took = time.monotonic() - t0
     if lease is None:
         print(json.dumps({"lease": None})); sys.exit(3)
-    apply.apply(lease, ifname, client.clock())
-    apply.apply(lease, ifname, client.clock())  # replace semantics: a no-op
-    apply.write_lease(lease, ifname, outdir)
+    apply_lease(lease, ifname, client.clock())
+    apply_lease(lease, ifname, client.clock())  # replace semantics: a no-op
+    publish.write_lease(lease, ifname, outdir)
     resolvconf.write_atomic(outdir + "/resolv.conf",
                             resolvconf.render(lease.dns, lease.search, "mosnet dhcp4 " + ifname))
     renewed = []
     if want_renews:
         def on_bind(l):
             renewed.append(l.acquired_at)
-            apply.apply(l, ifname, client.clock())
+            apply_lease(l, ifname, client.clock())
         end = time.monotonic() + 30
         def stop():
             return len(renewed) >= want_renews or time.monotonic() > end
-        client.run_forever(on_bind, lambda l: apply.remove(l, ifname), should_stop=stop)
+        client.run_forever(on_bind, lambda l: remove_lease(l, ifname), should_stop=stop)
     print(json.dumps({"lease": lease.to_json(), "took": took, "renewed": len(renewed),
                       "state": client.machine.state.value}))
 """)
@@ -72,14 +75,14 @@ CAPTURE = textwrap.dedent("""
 """)
 
 
-def _run_client(net: DhcpNet, renew_after: float, renews: int) -> dict[str, object]:
+def _run_client(net: DhcpNet, renew_after: float, renews: int) -> dict[str, Any]:
     res = net.run_in(
         net.client_ns,
         [PY, "-c", CLIENT, net.client_if, str(net.tmp), str(renew_after), str(renews)],
         timeout=60,
     )
     assert res.returncode == 0, res.stderr[-3000:] + net.dnsmasq_log()[-3000:]
-    out: dict[str, object] = json.loads(res.stdout.strip().splitlines()[-1])
+    out: dict[str, Any] = json.loads(res.stdout.strip().splitlines()[-1])
     out["stderr"] = res.stderr
     return out
 
@@ -89,9 +92,9 @@ def _mac(net: DhcpNet) -> str:
     return res.stdout.strip()
 
 
-def _ip_json(net: DhcpNet, *args: str) -> list[dict[str, object]]:
+def _ip_json(net: DhcpNet, *args: str) -> list[dict[str, Any]]:
     res = net.run_in(net.client_ns, ["ip", "-j", *args], 5)
-    parsed: list[dict[str, object]] = json.loads(res.stdout)
+    parsed: list[dict[str, Any]] = json.loads(res.stdout)
     return parsed
 
 
@@ -108,7 +111,7 @@ def test_acquire_apply_and_resolvconf(dhcp_net: DhcpNet) -> None:
         assert f"{kind}({net.server_if})" in log and mac in log, (kind, log)
     assert f"DHCPACK({net.server_if}) {addr} {mac}" in log
     addrs = _ip_json(net, "addr", "show", "dev", net.client_if)
-    info = [a for a in addrs[0]["addr_info"] if a.get("local") == addr]  # type: ignore[attr-defined, index]
+    info = [a for a in addrs[0]["addr_info"] if a.get("local") == addr]
     assert info and info[0]["prefixlen"] == 24
     assert 0 < info[0]["valid_life_time"] <= 120, info  # lifetime = remaining lease
     routes = _ip_json(net, "route", "show", "default")
@@ -119,7 +122,7 @@ def test_acquire_apply_and_resolvconf(dhcp_net: DhcpNet) -> None:
     saved = json.loads((net.tmp / f"lease-{net.client_if}.json").read_text())
     assert saved["address"] == addr and saved["ifname"] == net.client_if
     assert "SELECTING -> REQUESTING" in str(out["stderr"])
-    assert float(out["took"]) < 5.0  # type: ignore[arg-type]
+    assert float(out["took"]) < 5.0
 
 
 def test_renew_is_unicast_to_server(dhcp_net: DhcpNet) -> None:
@@ -134,7 +137,7 @@ def test_renew_is_unicast_to_server(dhcp_net: DhcpNet) -> None:
     time.sleep(0.3)  # let the capture socket bind
     out = _run_client(net, 2.0, 1)
     assert out["renewed"] == 1, out["stderr"]
-    addr = out["lease"]["address"]  # type: ignore[index]
+    addr = out["lease"]["address"]
     mac = _mac(net)
     log = net.dnsmasq_log()
     assert log.count(f"DHCPACK({net.server_if}) {addr} {mac}") >= 2, log

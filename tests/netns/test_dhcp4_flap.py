@@ -21,8 +21,9 @@ PY = (
 # (the re-verification ACK) or 30 s.
 CLIENT = textwrap.dedent("""
     import json, logging, pathlib, sys, time
-    from mosnet import log
-    from mosnet.dhcp4 import Client, ClientConfig, Config, apply
+    from mosnet.base import log
+    from mosnet.dhcp4 import Client, ClientConfig, Config
+    from mosnet.topology.netapply import apply_lease
 
     ifname, outdir = sys.argv[1], pathlib.Path(sys.argv[2])
     log.setup(level=logging.DEBUG)
@@ -31,12 +32,12 @@ CLIENT = textwrap.dedent("""
     lease = client.acquire(timeout=15.0)
     if lease is None:
         print(json.dumps({"lease": None})); sys.exit(3)
-    apply.apply(lease, ifname, client.clock())
+    apply_lease(lease, ifname, client.clock())
     (outdir / "bound").write_text(str(lease.address))
     renewed, lost = [], []
     def on_renew(l):
         renewed.append(str(l.address))
-        apply.apply(l, ifname, client.clock())
+        apply_lease(l, ifname, client.clock())
     end = time.monotonic() + 30
     client.run_forever(on_renew, lambda l: lost.append(str(l.address)),
                        should_stop=lambda: bool(renewed) or time.monotonic() > end,

@@ -27,8 +27,10 @@ pytestmark = pytest.mark.netns
 
 CLIENT = textwrap.dedent("""
     import logging, pathlib, signal, sys, time
-    from mosnet import log, wake
-    from mosnet.dhcp4 import Client, ClientConfig, Config, apply
+    from mosnet.base import log
+    from mosnet.base import wake
+    from mosnet.dhcp4 import Client, ClientConfig, Config
+    from mosnet.topology.netapply import apply_lease
 
     ifname, outdir = sys.argv[1], pathlib.Path(sys.argv[2])
     log.setup(level=logging.DEBUG)
@@ -37,11 +39,11 @@ CLIENT = textwrap.dedent("""
     lease = client.acquire(timeout=15.0)
     if lease is None:
         sys.exit(3)
-    apply.apply(lease, ifname, client.clock())
+    apply_lease(lease, ifname, client.clock())
     stop = wake.Waker()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     def on_renew(l):
-        apply.apply(l, ifname, client.clock())
+        apply_lease(l, ifname, client.clock())
         (outdir / "renewed").write_text(repr(time.monotonic()))
     (outdir / "bound").write_text(str(lease.address))
     client.run_forever(on_renew, lambda l: None, stop.is_set, on_renew, wake_fd=stop.fileno())

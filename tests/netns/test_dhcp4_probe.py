@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from typing import Any
 
 from tests.netns.conftest import DhcpLab, LabNic
 
@@ -21,12 +22,12 @@ NET = os.getpid() % 250 + 1  # third octet: parallel runs use separate namespace
 
 PROBE = textwrap.dedent("""
     import json, logging, sys, time
-    from mosnet import log
-    from mosnet.dhcp4 import probe
+    from mosnet.base import log
+    from mosnet.uplink import offers
     log.setup(level=logging.DEBUG)
     names, timeout, prefer = sys.argv[1].split(","), float(sys.argv[2]), sys.argv[3] == "1"
     t0 = time.monotonic()
-    res = probe.probe(names, timeout=timeout, prefer_private=prefer)
+    res = offers.probe(names, timeout=timeout, prefer_private=prefer)
     out = {"t0": t0, "wall": time.monotonic() - t0, "result": None}
     if res is not None:
         out["result"] = {"ifname": res.ifname, "yiaddr": str(res.yiaddr),
@@ -81,7 +82,7 @@ def _discovers(path: pathlib.Path) -> list[float]:
     return [float(t) for t, kind in lines if kind == "1"]
 
 
-def _probe(lab: DhcpLab, timeout: float, prefer_private: bool = True) -> dict[str, object]:
+def _probe(lab: DhcpLab, timeout: float, prefer_private: bool = True) -> dict[str, Any]:
     names = ",".join(n.client_if for n in lab.nics)
     res = lab.run_in(
         lab.client_ns,
@@ -89,7 +90,7 @@ def _probe(lab: DhcpLab, timeout: float, prefer_private: bool = True) -> dict[st
         timeout=timeout + 20,
     )
     assert res.returncode == 0, res.stderr[-3000:]
-    out: dict[str, object] = json.loads(res.stdout.strip().splitlines()[-1])
+    out: dict[str, Any] = json.loads(res.stdout.strip().splitlines()[-1])
     out["stderr"] = res.stderr
     return out
 
@@ -115,7 +116,7 @@ def test_only_third_nic_has_a_server(dhcp_lab: DhcpLab) -> None:
     assert res["server_id"] == f"10.97.{NET}.1"
     # one timeout in total, not one per dead NIC; in fact the private offer stops it at once
     assert res["elapsed"] < 2.0 < timeout, out["stderr"]
-    t0 = float(out["t0"])  # type: ignore[arg-type]
+    t0 = float(out["t0"])
     for cap in caps:  # a DISCOVER reached every peer right at the start
         first = _discovers(cap)
         assert first and first[0] - t0 < 0.5, (cap.name, first, t0)
@@ -129,8 +130,8 @@ def test_no_server_anywhere_costs_one_timeout(dhcp_lab: DhcpLab) -> None:
     caps = [_capture(lab, n) for n in nics]
     out = _probe(lab, 3.5)
     assert out["result"] is None
-    assert 3.4 < float(out["wall"]) < 4.5, out  # type: ignore[arg-type]
-    t0 = float(out["t0"])  # type: ignore[arg-type]
+    assert 3.4 < float(out["wall"]) < 4.5, out
+    t0 = float(out["t0"])
     for cap in caps:  # retransmitted in step on both NICs: +0, +1, +3 s
         rel = [t - t0 for t in _discovers(cap)]
         assert len(rel) == 3, rel

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import textwrap
+from typing import Any
 
 from tests.netns.conftest import DhcpLab
 
@@ -14,7 +15,9 @@ NET = os.getpid() % 250 + 1
 
 BRING_UP = textwrap.dedent("""
     import json, sys, tempfile
-    from mosnet import cmdline, dhcpmode, log
+    from mosnet.config import cmdline
+    from mosnet.netphase import dhcpmode
+    from mosnet.base import log
     log.setup()
     cfg = cmdline.parse(sys.argv[1]).config
     run_dir = sys.argv[2]
@@ -25,10 +28,10 @@ BRING_UP = textwrap.dedent("""
 """)
 
 
-def _ip_json(lab: DhcpLab, *args: str) -> list[dict[str, object]]:
+def _ip_json(lab: DhcpLab, *args: str) -> list[dict[str, Any]]:
     out = lab.run_in(lab.client_ns, ["ip", "-j", *args], timeout=10)
     assert out.returncode == 0, out.stderr
-    result: list[dict[str, object]] = json.loads(out.stdout or "[]")
+    result: list[dict[str, Any]] = json.loads(out.stdout or "[]")
     return result
 
 
@@ -53,7 +56,10 @@ def test_only_the_third_nic_has_a_server_and_becomes_the_uplink(dhcp_lab: DhcpLa
     nic = _ip_json(lab, "addr", "show", live.client_if)[0]
     mos = _ip_json(lab, "addr", "show", "mos")[0]
     assert mos["address"] == nic["address"]
-    v4 = lambda link: [a["local"] for a in link["addr_info"] if a["family"] == "inet"]  # noqa: E731
+
+    def v4(link: dict[str, Any]) -> list[str]:
+        return [a["local"] for a in link["addr_info"] if a["family"] == "inet"]
+
     assert v4(mos) == [res["lease"]] and v4(nic) == []
     routes = _ip_json(lab, "route", "show", "default")
     assert routes and routes[0]["dev"] == "mos" and routes[0]["gateway"] == f"10.91.{NET}.1"

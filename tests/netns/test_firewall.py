@@ -81,12 +81,14 @@ PROBE = textwrap.dedent("""
 
 APPLY = textwrap.dedent("""
     import dataclasses, json, logging, sys
-    from mosnet import firewall, log, nftrules
-    from mosnet.cmdline import parse
+    from mosnet.nft import firewall
+    from mosnet.base import log
+    from mosnet.nft import nftrules
+    from mosnet.config.cmdline import parse
     log.setup(level=logging.INFO)
     if len(sys.argv) > 2 and sys.argv[2] == "garbage":
         nftrules.render = lambda *a, **k: "table inet mosnet-firewall { chain input { nonsense\\n"
-    res = firewall.apply(parse(sys.argv[1]).config)
+    res = firewall.load(parse(sys.argv[1]).config)
     print(json.dumps(dataclasses.asdict(res)))
 """)
 
@@ -331,8 +333,9 @@ def test_ports_and_ping_v4_v6(lab: Lab) -> None:
 
 DHCP = textwrap.dedent("""
     import json, sys, logging
-    from mosnet import log
-    from mosnet.dhcp4 import Client, ClientConfig, Config, apply
+    from mosnet.base import log
+    from mosnet.dhcp4 import Client, ClientConfig, Config
+    from mosnet.topology.netapply import apply_lease
     log.setup(level=logging.INFO)
     ifname = sys.argv[1]
     client = Client(ifname, config=ClientConfig(machine=Config(renew_after=1.0),
@@ -340,7 +343,7 @@ DHCP = textwrap.dedent("""
     lease = client.acquire(10.0)
     if lease is None:
         print(json.dumps({"lease": None})); sys.exit(0)
-    apply.apply(lease, ifname, client.clock())
+    apply_lease(lease, ifname, client.clock())
     import time
     renewed, end = [], time.monotonic() + 20
     client.run_forever(lambda l: renewed.append(1), lambda l: None,

@@ -83,7 +83,9 @@ class Lab:
         return any(self.run(ns, *argv, check=False).returncode == 0 for _ in range(tries))
 
     def macnat(self, code: str) -> str:
-        return self.run(self.srv, PY, "-c", f"from mosnet import macnat\n{code}").stdout
+        return self.run(
+            self.srv, PY, "-c", f"from mosnet.macnat import bridgenft as macnat\n{code}"
+        ).stdout
 
     def drops(self) -> dict[str, int]:
         """Packets counted by the provider filter's drop rules, by comment."""
@@ -129,7 +131,7 @@ def _build(lab: Lab) -> None:
         capture_output=True,
         timeout=10,
     )
-    # the server: what mosnet.bridge.LinuxBridge builds, by hand
+    # the server: what mosnet.topology.bridge.LinuxBridge builds, by hand
     _ip("-n", s, "link", "add", "br-mosnet", "address", "00:66:00:00:00:01", "type", "bridge")
     _ip(
         "-n", s, "link", "add", "public", "address", UPMAC, *"type veth peer name public-br".split()
@@ -180,7 +182,7 @@ def test_without_macnat_the_filter_blocks_the_container(lab: Lab) -> None:
 
 
 def test_macnat_ipv4_passes_the_filter_without_leaking(lab: Lab) -> None:
-    res = lab.macnat(f"r = macnat.apply('up0', {UPMAC!r})\nprint(r.ok, r.errors)")
+    res = lab.macnat(f"r = macnat.load('up0', {UPMAC!r})\nprint(r.ok, r.errors)")
     assert res.strip() == "True ()"
     lab.flush_neigh()
     before = lab.drops()
@@ -203,7 +205,7 @@ def test_macnat_ipv4_passes_the_filter_without_leaking(lab: Lab) -> None:
 def test_macnat_ipv6_drops_guest_ndp_and_rewrites_data(lab: Lab) -> None:
     """Guest NDP never leaves; with neighbours resolved (the proxy's job, here
     static entries) ICMPv6 data is rewritten both ways like IPv4."""
-    res = lab.macnat(f"r = macnat.apply('up0', {UPMAC!r}, ('c0',))\nprint(r.ok)")
+    res = lab.macnat(f"r = macnat.load('up0', {UPMAC!r}, ('c0',))\nprint(r.ok)")
     assert res.strip() == "True"
     gw_mac = json.loads(lab.run(lab.prov, "ip", "-j", "link", "show", "pbr").stdout)[0]["address"]
     lab.run(lab.prov, "ip", "-6", "neigh", "replace", f"{lab.net6}::50", "lladdr", UPMAC,
@@ -226,8 +228,10 @@ def test_macnat_ipv6_drops_guest_ndp_and_rewrites_data(lab: Lab) -> None:
 PROXY = textwrap.dedent("""
     import sys
     from ipaddress import ip_address
-    from mosnet import log, netif, proxyproc
-    from mosnet.proxy import ProxyConfig
+    from mosnet.base import log
+    from mosnet.base import netif
+    from mosnet.daemon import proxyproc
+    from mosnet.proxy.answers import ProxyConfig
     log.setup()
     nic, host4, gw4, gw6 = sys.argv[1:5]
     cfg = ProxyConfig(netif.interface_mac(nic), frozenset({ip_address(host4)}), frozenset(),
@@ -251,7 +255,7 @@ def test_proxy_and_ndp_relay_carry_ipv6_guests(lab: Lab) -> None:
     """No static neighbours: the relay carries the guest's NS/NA out with the
     NIC MAC and the proxy answers the provider for learned guest addresses,
     never for the gateway or an unconfigured address."""
-    res = lab.macnat(f"r = macnat.apply('up0', {UPMAC!r}, ('c0',))\nprint(r.ok)")
+    res = lab.macnat(f"r = macnat.load('up0', {UPMAC!r}, ('c0',))\nprint(r.ok)")
     assert res.strip() == "True"
     for ns, dev in ((lab.prov, "pbr"), (lab.ct, "ct0")):
         lab.run(ns, "ip", "-6", "neigh", "flush", "dev", dev, check=False)

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from initramfs import addon, elf
-from mosnet import ovs, ovslisten
-from mosnet.bridge import BRIDGE
+from mosnet.base.names import BRIDGE
+from mosnet.ovs import ovslisten, vswitch
 from tests.mosprocs import section, stop_all, wait_for
 from tests.netns import framecap
 
@@ -129,8 +129,8 @@ def _setup(lab: Lab) -> None:
 def _start_daemons(lab: Lab) -> tuple[int, int]:
     """ovs.start inside the server netns, so the daemons live there."""
     code = (
-        "import json, sys; from mosnet import ovs\n"
-        "r = ovs.start(sys.argv[1], datapath='netdev')\n"
+        "import json, sys; from mosnet.ovs import vswitch\n"
+        "r = vswitch.start(sys.argv[1], datapath='netdev')\n"
         "print(json.dumps([r.ovsdb_pid, r.vswitchd_pid, list(r.errors)]))\n"
     )
     env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -147,7 +147,7 @@ def _start_daemons(lab: Lab) -> tuple[int, int]:
 def lab(tmp_path: pathlib.Path) -> Iterator[Lab]:
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    if not (ovs.find_binary("ovs-vsctl") and ovs.find_binary("ovs-vswitchd")):
+    if not (vswitch.find_binary("ovs-vsctl") and vswitch.find_binary("ovs-vswitchd")):
         pytest.skip("needs Open vSwitch (ovs-vsctl, ovs-vswitchd)")
     pid = os.getpid()
     run_dir = tmp_path / "ovs"
@@ -157,13 +157,13 @@ def lab(tmp_path: pathlib.Path) -> Iterator[Lab]:
         _setup(lab)
         yield lab
     finally:
-        ovs.stop(lab.run_dir)  # by pidfile: appctl exit, else SIGTERM
+        vswitch.stop(lab.run_dir)  # by pidfile: appctl exit, else SIGTERM
         for ns in reversed(lab.namespaces):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
 
 
 def _vsctl_get(lab: Lab, *args: str) -> str:
-    db = f"--db=unix:{ovs.paths(lab.run_dir)['db_sock']}"
+    db = f"--db=unix:{vswitch.paths(lab.run_dir)['db_sock']}"
     return _run("ovs-vsctl", db, "get", *args).strip().strip('"')
 
 
@@ -173,21 +173,25 @@ def test_ovs_daemons_bridge_and_negative_control(lab: Lab) -> None:
     for pid in (db_pid, sw_pid):
         assert pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"@"), pid
 
-    res = ovs.build_bridge(f"ou{t}", "public", UPLINK_MAC, run_dir=lab.run_dir, datapath="netdev")
+    res = vswitch.build_bridge(
+        f"ou{t}", "public", UPLINK_MAC, run_dir=lab.run_dir, datapath="netdev"
+    )
     assert res.ok, res.errors
-    again = ovs.build_bridge(f"ou{t}", "public", UPLINK_MAC, run_dir=lab.run_dir, datapath="netdev")
+    again = vswitch.build_bridge(
+        f"ou{t}", "public", UPLINK_MAC, run_dir=lab.run_dir, datapath="netdev"
+    )
     assert again.ok, again.errors  # idempotent
-    assert ovs.vsctl(lab.run_dir, "--may-exist", "add-port", BRIDGE, f"oc{t}") is None
+    assert vswitch.vsctl(lab.run_dir, "--may-exist", "add-port", BRIDGE, f"oc{t}") is None
     assert _vsctl_get(lab, "bridge", BRIDGE, "fail_mode") == "secure"
     assert _vsctl_get(lab, "bridge", BRIDGE, "datapath_type") == "netdev"
     assert _vsctl_get(lab, "interface", "public", "mac_in_use") == UPLINK_MAC
-    ctl = ovs.paths(lab.run_dir)["controller"]
+    ctl = vswitch.paths(lab.run_dir)["controller"]
     assert _vsctl_get(lab, "controller", BRIDGE, "target") == f"punix:{ctl}"
     assert _vsctl_get(lab, "controller", BRIDGE, "is_connected") == "false"
     # local socket: no echo probes to wake the idle proxy; flood limits on
     assert _vsctl_get(lab, "controller", BRIDGE, "inactivity_probe") == "0"
     assert _vsctl_get(lab, "controller", BRIDGE, "controller_rate_limit") == "1000"
-    assert "Not adding" not in pathlib.Path(ovs.paths(lab.run_dir)["vswitchd_log"]).read_text()
+    assert "Not adding" not in pathlib.Path(vswitch.paths(lab.run_dir)["vswitchd_log"]).read_text()
     assert ovslisten.tcp_listeners(proc=f"/proc/{sw_pid}") == []
     assert ovslisten.tcp_listeners(proc=f"/proc/{db_pid}") == []
 
@@ -196,7 +200,7 @@ def test_ovs_daemons_bridge_and_negative_control(lab: Lab) -> None:
     _run("ip", "-n", s, "link", "set", "public", "up")
 
     # Negative control: a plain learning switch leaks the container MAC.
-    assert ovs.replace_flows("priority=1,actions=NORMAL\n", lab.run_dir).ok
+    assert vswitch.replace_flows("priority=1,actions=NORMAL\n", lab.run_dir).ok
     assert lab.ping(s, gw), "host -> gateway through OVS"
     assert not lab.ping(lab.container, gw), "container must be filtered without MAC NAT"
     assert lab.counters()["foreign_src"] > 0
@@ -207,8 +211,10 @@ def test_ovs_daemons_bridge_and_negative_control(lab: Lab) -> None:
 SUPERVISE = """
 import sys
 from ipaddress import ip_address
-from mosnet import log, netif, proxyproc
-from mosnet.proxy import ProxyConfig
+from mosnet.base import log
+from mosnet.base import netif
+from mosnet.daemon import proxyproc
+from mosnet.proxy.answers import ProxyConfig
 log.setup()
 nic, run_dir, host4, host6, gw4, gw6 = sys.argv[1:7]
 cfg = ProxyConfig(netif.interface_mac(nic), frozenset({ip_address(host4)}),
@@ -216,11 +222,13 @@ cfg = ProxyConfig(netif.interface_mac(nic), frozenset({ip_address(host4)}),
 proxyproc.Supervisor(proxyproc.ProxySpec(nic, cfg, "ovs", run_dir)).run()
 """
 BRING_UP = """
-import sys
-from mosnet import cmdline, log, static
+import os, sys
+from mosnet.config import cmdline
+from mosnet.base import log
+from mosnet.netphase import static
 log.setup()
-r = static.bring_up(cmdline.parse(sys.argv[1]).config, include=(sys.argv[2],),
-                    resolv_conf=sys.argv[3])
+run_dir = os.path.dirname(sys.argv[3])  # resolv.conf goes to <run_dir>/resolv.conf
+r = static.bring_up(cmdline.parse(sys.argv[1]).config, run_dir, include=(sys.argv[2],))
 print("OK" if r.applied.ok and r.plan.backend == "ovs" else f"FAIL {r.applied.errors}")
 """
 L2ASK = str(REPO / "tests" / "netns" / "l2ask.py")
@@ -243,7 +251,7 @@ def _ipv6_lab(lab: Lab) -> str:
 
 
 def _ofctl(lab: Lab, *args: str) -> str:
-    return _run("ovs-ofctl", args[0], f"unix:{ovs.paths(lab.run_dir)['mgmt']}", *args[1:])
+    return _run("ovs-ofctl", args[0], f"unix:{vswitch.paths(lab.run_dir)['mgmt']}", *args[1:])
 
 
 def _connected(log: pathlib.Path, times: int, timeout: float = 20.0) -> bool:
@@ -298,7 +306,7 @@ def test_ovs_backend_end_to_end(lab: Lab, tmp_path: pathlib.Path) -> None:
          str(tmp_path / "resolv.conf")], env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert up.stdout.strip() == "OK", up.stdout + up.stderr
-    assert ovs.vsctl(lab.run_dir, "--may-exist", "add-port", BRIDGE, f"oc{t}") is None
+    assert vswitch.vsctl(lab.run_dir, "--may-exist", "add-port", BRIDGE, f"oc{t}") is None
     assert _vsctl_get(lab, "interface", f"ou{t}", "ofport") == "1"
     assert _vsctl_get(lab, "interface", "public", "ofport") == "2"
     assert lab.ping(lab.server, gw), "host -> gateway on the base flows alone"
@@ -354,21 +362,26 @@ def test_ovs_backend_end_to_end(lab: Lab, tmp_path: pathlib.Path) -> None:
 WATCHED = """
 import sys, time
 from ipaddress import ip_address
-from mosnet import daemon, log, netif, ofcontrol, ofsock, ovs
-from mosnet.proxy import ProxyConfig
-from mosnet.proxyproc import ProxySpec
+from mosnet.daemon import mainloop
+from mosnet.base import log
+from mosnet.base import netif
+from mosnet.ovs import ofcontrol
+from mosnet.ovs import ofsock
+from mosnet.ovs import vswitch
+from mosnet.proxy.answers import ProxyConfig
+from mosnet.daemon.proxyproc import ProxySpec
 nic, ct, run_dir, state_dir, runtime, manifest, host4, gw4 = sys.argv[1:9]
 log.setup()
 log.add_file(state_dir + "/boot.log")
-r = ovs.start(run_dir, datapath="netdev", runtime_root=runtime, manifest=manifest)
+r = vswitch.start(run_dir, datapath="netdev", runtime_root=runtime, manifest=manifest)
 assert r.ok, r.errors
 mac = netif.interface_mac(nic)
-assert ovs.build_bridge(nic, "public", mac.hex(":"), run_dir=run_dir, datapath="netdev").ok
-assert ovs.vsctl(run_dir, "--may-exist", "add-port", "br-mosnet", ct) is None
-ofsock.install(ovs.paths(run_dir)["controller"], ofcontrol.restore_messages())
+assert vswitch.build_bridge(nic, "public", mac.hex(":"), run_dir=run_dir, datapath="netdev").ok
+assert vswitch.vsctl(run_dir, "--may-exist", "add-port", "br-mosnet", ct) is None
+ofsock.install(vswitch.paths(run_dir)["controller"], ofcontrol.restore_messages())
 cfg = ProxyConfig(mac, frozenset({ip_address(host4)}), frozenset(), frozenset({ip_address(gw4)}))
-handle = daemon.spawn(None, None, ProxySpec(nic, cfg, "ovs", run_dir), run_dir=state_dir,
-                      ovs_runtime=runtime)
+duties = mainloop.Duties(proxy=ProxySpec(nic, cfg, "ovs", run_dir))
+handle = mainloop.spawn(duties, run_dir=state_dir, ovs_runtime=runtime)
 print("SPAWNED", handle.pid, flush=True)
 time.sleep(3600)  # PID 1's part: hold the hand-over pipe
 """
@@ -386,7 +399,7 @@ def _host_ovs_manifest(tmp: pathlib.Path) -> pathlib.Path:
 def _daemon_view(lab: Lab, name: str) -> tuple[int, bytes, str]:
     """(pid, cmdline, exe) of ``name`` by its pidfile."""
     key = "ovsdb_pid" if name == "ovsdb-server" else "vswitchd_pid"
-    pid = int(pathlib.Path(ovs.paths(lab.run_dir)[key]).read_text())
+    pid = int(pathlib.Path(vswitch.paths(lab.run_dir)[key]).read_text())
     return pid, pathlib.Path(f"/proc/{pid}/cmdline").read_bytes(), os.readlink(f"/proc/{pid}/exe")
 
 

@@ -37,7 +37,8 @@ PY = str(REPO / ".venv/bin/python") if (REPO / ".venv/bin/python").exists() else
 PROBE = textwrap.dedent("""
     import json, logging, sys, time
     from ipaddress import ip_address
-    from mosnet import log, probe
+    from mosnet.base import log
+    from mosnet.uplink import gateway as probe
     log.setup(level=logging.DEBUG)
     kind, gw, nics, timeout, sender = sys.argv[1:6]
     kw = {"timeout": float(timeout)}
@@ -55,7 +56,8 @@ PROBE = textwrap.dedent("""
 ANNOUNCE = textwrap.dedent("""
     import sys
     from ipaddress import ip_address
-    from mosnet import announce, netif
+    from mosnet.l2 import announce
+    from mosnet.base import netif
     nic, addr = sys.argv[1], ip_address(sys.argv[2])
     mac = netif.interface_mac(nic)
     fn = announce.gratuitous_arp if addr.version == 4 else announce.unsolicited_na

@@ -27,8 +27,10 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 PROXY = textwrap.dedent("""
     import sys
     from ipaddress import ip_address
-    from mosnet import log, netif, proxyproc
-    from mosnet.proxy import ProxyConfig
+    from mosnet.base import log
+    from mosnet.base import netif
+    from mosnet.daemon import proxyproc
+    from mosnet.proxy.answers import ProxyConfig
     log.setup()
     nic = sys.argv[1]
     cfg = ProxyConfig(netif.interface_mac(nic), frozenset({ip_address("10.76.0.2")}), frozenset(),

@@ -49,8 +49,10 @@ STALE = "02:74:00:00:00:99"
 PROXY = textwrap.dedent("""
     import logging, signal, sys
     from ipaddress import ip_address
-    from mosnet import log, netif, proxyd
-    from mosnet.proxy import ProxyConfig
+    from mosnet.base import log
+    from mosnet.base import netif
+    from mosnet.proxy import proxyd
+    from mosnet.proxy.answers import ProxyConfig
     log.setup(level=logging.DEBUG)
     nic = sys.argv[1]
     v4, v6, gws = (frozenset(map(ip_address, arg.split(","))) for arg in sys.argv[2:5])

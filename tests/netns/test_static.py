@@ -62,13 +62,16 @@ def topo() -> Iterator[dict[str, str]]:
 
 
 def _bring_up(srv: str, cmdline: str, tmp: Path) -> dict[str, object]:
-    """Run mosnet.static in the server namespace; return what it decided."""
+    """Run mosnet.netphase.static in the server namespace; return what it decided."""
     code = (
-        "import json, sys; from mosnet import cmdline, log, static; log.setup();"
-        "r = cmdline.parse(sys.argv[1]); res = static.bring_up(r.config, include=('n0','n1','n2'));"
-        "print(json.dumps({'chosen': res.chosen, 'ok': res.applied.ok, 'errors': res.plan.errors}))"
+        "import json, sys; from mosnet.base import log; from mosnet.config import cmdline;"
+        " from mosnet.netphase import static; log.setup(); r = cmdline.parse(sys.argv[1]);"
+        " res = static.bring_up(r.config, sys.argv[2], include=('n0','n1','n2'));"
+        " print(json.dumps({'chosen': res.uplink.nic, 'ok': res.applied.ok,"
+        " 'errors': res.plan.errors}))"
     )
-    out = _ns(srv, sys.executable, "-c", code, cmdline + f" nameserver={GW4}", timeout=60)
+    run_dir = str(tmp / "run")
+    out = _ns(srv, sys.executable, "-c", code, cmdline + f" nameserver={GW4}", run_dir, timeout=60)
     assert out.returncode == 0, out.stderr
     (tmp / "mosnet.log").write_text(out.stderr)
     result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,13 +54,13 @@ def gateway(tmp_path: Path) -> Iterator[Gateway]:
         gw.stop()
 
 
-def boot_spec(images: dict[str, Path], append: str, rdinit: bool = True, **kw: object) -> VmSpec:
+def boot_spec(images: dict[str, Path], append: str, rdinit: bool = True, **kw: Any) -> VmSpec:
     """A guest booting the real initramfs with the test root as /dev/vda."""
     # Without rdinit= the kernel runs /init, which must do the same.
     prefix = "rdinit=/mosnet-init " if rdinit else ""
     return VmSpec(
         kernel=images["kernel"], initrd=images["initrd"], disk=images["root"],
-        append=prefix + append, **kw,  # type: ignore[arg-type]
+        append=prefix + append, **kw,
     )  # fmt: skip
 
 

@@ -18,6 +18,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,7 +52,9 @@ def baked_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path
     yield out, line
 
 
-def _boot(images: dict[str, Path], image: Path, tmp_path: Path, extra: str) -> tuple[str, dict]:
+def _boot(
+    images: dict[str, Path], image: Path, tmp_path: Path, extra: str
+) -> tuple[str, dict[str, Any]]:
     gw = hetzner_gateway(tmp_path)
     spec = boot_spec({**images, "initrd": image}, f"root=/dev/vda rw {extra}".strip(),
                      net="tap:tap0", netns=gw.name)  # fmt: skip

@@ -91,7 +91,9 @@ def test_hostile_command_line_still_boots_with_dhcp(
     assert ports == {2222: True, 8080: not firewalled}, ports
     warned = re.findall(r"mosnet: ignoring kernel parameter (\S+): bad value", console)
     CHECKS[name](console, warned)
-    state = json.loads(re.search(r"^ROOT: state\.json (\{.*\})\s*$", console, re.M).group(1))  # type: ignore[union-attr]
+    found = re.search(r"^ROOT: state\.json (\{.*\})\s*$", console, re.M)
+    assert found, "no state.json in the real root"
+    state = json.loads(found.group(1))
     assert (state["network"]["mode"], state["boot"]["result"]) == ("dhcp", "switch_root")
 
 

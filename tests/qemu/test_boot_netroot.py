@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -109,10 +110,10 @@ def netgw(gateway: Gateway, roots: dict[str, Path], tmp_path: Path) -> Iterator[
     yield gateway
 
 
-def _spec(gw: Gateway, append: str, **kw: object) -> VmSpec:
+def _spec(gw: Gateway, append: str, **kw: Any) -> VmSpec:
     # No disk: the network is the only place a root can come from.
     return VmSpec(append=f"rdinit=/mosnet-init {append}", disk=None, net="tap:tap0",
-                  netns=gw.name, **kw)  # type: ignore[arg-type]  # fmt: skip
+                  netns=gw.name, **kw)  # fmt: skip
 
 
 def _state(console: str) -> dict[str, object]:

@@ -23,6 +23,7 @@ import re
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -159,10 +160,11 @@ def _tagged(console: str, tag: str) -> list[str]:
     return re.findall(rf"^DEBROOT: {re.escape(tag)} (.*?)\r?$", console, re.M)
 
 
-def _state(console: str, tag: str = "state") -> dict[str, object]:
+def _state(console: str, tag: str = "state") -> dict[str, Any]:
     lines = _tagged(console, tag)
     assert lines, f"no {tag} line: mosnet's state.json missing in the real root"
-    return json.loads(lines[0])  # type: ignore[no-any-return]
+    state: dict[str, Any] = json.loads(lines[0])
+    return state
 
 
 def _snapshot(console: str, phase: str) -> tuple[set[tuple[str, str]], set[str], set[str]]:
@@ -187,7 +189,7 @@ def _snapshot(console: str, phase: str) -> tuple[set[tuple[str, str]], set[str],
     return addrs, routes, ports
 
 
-def _recorded(st: dict[str, object]) -> set[tuple[str, str]]:
+def _recorded(st: dict[str, Any]) -> set[tuple[str, str]]:
     net = st["network"]
     assert isinstance(net, dict)
     return {(a["ifname"], a["address"]) for a in net["addresses"] if a["scope"] == "global"}
@@ -219,11 +221,11 @@ def _acks(gw: Gateway) -> list[str]:
     return [line for line in text.splitlines() if "DHCPACK" in line and GUEST_MAC in line]
 
 
-def _common_checks(console: str, port: str) -> dict[str, object]:
+def _common_checks(console: str, port: str) -> dict[str, Any]:
     assert "mosnet: mosnet-init starting as pid 1" in console
     assert "Kernel panic" not in console
     st = _state(console)
-    assert st["boot"]["result"] == "switch_root"  # type: ignore[index]
+    assert st["boot"]["result"] == "switch_root"
     net = st["network"]
     assert isinstance(net, dict) and net["port"] == port and net["bridge"] == "br-mosnet"
     assert "/run/systemd/network/00-mosnet.network" in net["coexist"]
@@ -273,13 +275,13 @@ def test_networkd_dhcp_mode_keeps_address_routes_daemon_and_lease(
     assert "Result=exec-condition" in _tagged(console, "waitonline")  # skipped by the drop-in
     # The lease renewed while systemd ran: a newer "obtained" and a dnsmasq ACK.
     begin, end = _state(console)["lease"], _state(console, "state-end")["lease"]
-    assert end["obtained"] > begin["obtained"], (begin, end)  # type: ignore[index]
+    assert end["obtained"] > begin["obtained"], (begin, end)
     assert len(_acks(gateway)) >= 3
     _same_network(console, "boot", "late")
     # Power-off: the daemon outlived systemd-shutdown's final kill, which took
     # the plain decoy from the same root cgroup and spared the '@' one.
     alive = _final_alive(console)
-    daemon_pid = st["daemon"]["pid"]  # type: ignore[index]
+    daemon_pid = st["daemon"]["pid"]
     assert alive.get(daemon_pid, "").startswith("@mosnet-daemon"), alive
     assert any(c.startswith("@mosnet-proxy") for c in alive.values()), alive
     assert any(c.startswith("@debroot-decoy") for c in alive.values()), alive

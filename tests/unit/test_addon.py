@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import pytest
 
@@ -26,8 +27,8 @@ from initramfs.addon import (
 from initramfs.build import compress
 from initramfs.cpio import CpioEntry, write_newc
 from initramfs.listing import ListingError, list_image, read_image
-from initramfs.tree import Tree, write_cpio
-from mosnet import ovs, ovsrt
+from initramfs.tree import File, Tree, write_cpio
+from mosnet.ovs import ovsrt, vswitch
 
 TOP = Path(__file__).resolve().parents[2]
 GCC = shutil.which("gcc")
@@ -90,11 +91,11 @@ def inputs(tmp_path: Path) -> tuple[Path, Path]:
     return fake_tree(tmp_path / "root"), fake_base(tmp_path / "base.img")
 
 
-def cfg_for(inputs: tuple[Path, Path], out: Path, **kw: object) -> AddonConfig:
+def cfg_for(inputs: tuple[Path, Path], out: Path, **kw: Any) -> AddonConfig:
     root, base = inputs
-    args: dict[str, object] = {"compress": "zstd", "zstd_level": 3, "epoch": 1700000000}
+    args: dict[str, Any] = {"compress": "zstd", "zstd_level": 3, "epoch": 1700000000}
     args.update(kw)
-    return AddonConfig(root=root, base=base, out=out, **args)  # type: ignore[arg-type]
+    return AddonConfig(root=root, base=base, out=out, **args)
 
 
 # --- the pure parts ----------------------------------------------------------
@@ -125,7 +126,7 @@ def test_runtime_manifest_names_what_the_loader_looks_for(
     under its soname: the add-on's libovs, the base's libshared and glibc."""
     root, base = inputs
     entry = addon.collect(root, list_image(base)).tree.get(RUNTIME_MANIFEST)
-    assert entry is not None and entry.data is not None
+    assert isinstance(entry, File) and entry.data is not None
     m = ovsrt.parse_manifest(entry.data.decode())
     assert m.loader == LOADER and m.programs == DAEMONS
     assert set(m.libraries) == {
@@ -161,10 +162,12 @@ def test_placement_is_where_mosnet_ovs_looks(inputs: tuple[Path, Path], tmp_path
     for image in (*DAEMONS, *TOOLS):
         name = PurePosixPath(image).name
         found = (
-            ovs.VSWITCHD_PATHS if name == "ovs-vswitchd" else [f"{d}/{name}" for d in ovs.BIN_DIRS]
+            vswitch.VSWITCHD_PATHS
+            if name == "ovs-vswitchd"
+            else [f"{d}/{name}" for d in vswitch.BIN_DIRS]
         )
         assert next(p for p in found if p in shipped) == image
-    assert SCHEMA == ovs.SCHEMA and SCHEMA in shipped
+    assert SCHEMA == vswitch.SCHEMA and SCHEMA in shipped
     assert {PurePosixPath(p).name for p in DAEMONS} == {"ovsdb-server", "ovs-vswitchd"}
     assert set(ROOT_TOOLS) <= set(TOOLS)
     assert all(p.startswith("/usr/bin/") for p in ROOT_TOOLS)
@@ -242,6 +245,7 @@ def test_listing_reads_concatenated_mixed_archives() -> None:
 
 OVS_ROOT = TOP / ".cache/ovs/root"
 OUT = TOP / "out"
+OVS_LIBS: tuple[str, ...]
 OVS_LIBS = ("libssl.so.3", "libcrypto.so.3", "libunbound.so.8", "libxdp.so.1", "libbpf.so.1")
 OVS_LIBS += ("libnuma.so.1", "libcap-ng.so.0", "libevent-2.1.so.7", "libelf.so.1")
 GLIBC = {"libc.so.6", "libm.so.6", "ld-linux-x86-64.so.2"}

@@ -15,13 +15,16 @@ import pathlib
 import threading
 from collections.abc import Iterator
 from ipaddress import IPv4Address
+from typing import cast
 
 import pytest
 
-from mosnet import atomicfile, coexist, netapply, resolvconf
-from mosnet.actions import WriteResolvConf
-from mosnet.dhcp4 import apply as apply4
+from mosnet.base import atomicfile
+from mosnet.dhcp4 import publish as apply4
 from mosnet.dhcp4.lease import Lease
+from mosnet.state import coexist, resolvconf
+from mosnet.topology import netapply
+from mosnet.topology.actions import WriteResolvConf
 
 OLD = b"the previous content\n"
 NEW = bytes(range(256)) * 64  # 16 KiB
@@ -201,7 +204,7 @@ def test_callers_log_the_file_and_keep_going(tmp_path: pathlib.Path, logged: lis
     resolv = tmp_path / "resolv.conf"
     resolv.write_bytes(OLD)
     action = WriteResolvConf(str(resolv), (IPv4Address("10.0.0.53"),))
-    netapply._write_resolv(action, None)  # type: ignore[arg-type]  # ctx is unused
+    netapply._write_resolv(action, cast(netapply._Ctx, None))  # ctx is unused
     links = coexist.owned_links("eth0", "52:54:00:00:00:01", "mos", "linux")
     written, errors = coexist.write(links, str(tmp_path / "run"))
     assert written == [] and errors and all("No space left" in e for e in errors)

@@ -12,7 +12,7 @@ import pytest
 from initramfs import baked
 from initramfs.build import BuildError, add_cmdline, build, config_from_args
 from initramfs.tree import File, Tree
-from mosnet import cmdmerge
+from mosnet.config import cmdmerge
 from tests.unit.test_build import ARGS, CPIO, fake_inputs, needs_tools
 
 GOOD = (

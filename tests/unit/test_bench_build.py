@@ -1,11 +1,12 @@
-"""bench/build_time.py: step parsing, summary ratios and the report."""
+"""bench/build/timing.py: step parsing, summary ratios and the report."""
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
-from bench import build_time
+from bench.build import timing
 
 BUILD_OUT = """\x1b[1m== pip install -e .[dev]\x1b[0m (0s)
 \x1b[1m== kernel package\x1b[0m (41s)
@@ -18,7 +19,7 @@ BUILD_OUT = """\x1b[1m== pip install -e .[dev]\x1b[0m (0s)
 
 
 def test_phases_are_the_gaps_between_build_steps() -> None:
-    got = build_time.phases(BUILD_OUT)
+    got = timing.phases(BUILD_OUT)
     assert got == {
         "pip install -e .[dev]": 41.0,
         "kernel package": 2.0,
@@ -31,10 +32,10 @@ def test_phases_are_the_gaps_between_build_steps() -> None:
 
 
 def test_phases_of_a_warm_build_without_steps() -> None:
-    assert build_time.phases("== kernel package (0s)\nno steps here\n") == {}
+    assert timing.phases("== kernel package (0s)\nno steps here\n") == {}
 
 
-def _measured() -> dict[str, object]:
+def _measured() -> dict[str, Any]:
     return {
         "samples": {
             "cold": [300.0],
@@ -47,7 +48,7 @@ def _measured() -> dict[str, object]:
 
 
 def test_summary_ratios_against_targets_and_dracut() -> None:
-    s = build_time.summarize(_measured(), 2)
+    s = timing.summarize(_measured(), 2)
     assert s["target_ratio"] == {"cold": round(300 / 900, 3), "warm_change": 1.0}
     assert s["ratio_vs_dracut"]["cold"] == 5.0
     assert s["ratio_vs_dracut"]["warm_change"] == 2.0
@@ -56,18 +57,18 @@ def test_summary_ratios_against_targets_and_dracut() -> None:
 
 def test_summary_without_the_reference_has_no_ratio() -> None:
     m = _measured()
-    m["samples"]["dracut"] = []  # type: ignore[index]
-    s = build_time.summarize(m, 2)
+    m["samples"]["dracut"] = []
+    s = timing.summarize(m, 2)
     assert s["ratio_vs_dracut"] == {}
     assert "dracut" not in s["seconds"]
 
 
 def test_report_names_each_build_and_the_dominant_step() -> None:
-    text = build_time.report(build_time.summarize(_measured(), 2))
+    text = timing.report(timing.summarize(_measured(), 2))
     assert "cold (empty caches)" in text and "dracut network image (ref)" in text
     assert "meets target" in text  # cold 300 s <= 900 s; warm 120 s == target
     assert "Nuitka standalone build of init/ 186 s" in text
-    assert len(build_time.panels(build_time.summarize(_measured(), 2))[0].bars) == 4
+    assert len(timing.panels(timing.summarize(_measured(), 2))[0].bars) == 4
 
 
 def test_clone_copies_downloads_but_no_build_cache(tmp_path: Path) -> None:
@@ -82,6 +83,6 @@ def test_clone_copies_downloads_but_no_build_cache(tmp_path: Path) -> None:
         (top / ".cache" / name).mkdir(parents=True)
         (top / ".cache" / name / "f").write_text(name)
     dest = tmp_path / "clone"
-    build_time.clone(dest, top)
+    timing.clone(dest, top)
     assert (dest / "build.sh").is_file()
     assert sorted(p.name for p in (dest / ".cache").iterdir()) == ["kernel", "ovs"]

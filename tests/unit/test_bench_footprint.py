@@ -1,10 +1,10 @@
-"""The pure parts of bench/footprint_figures.py: /proc text, console lines, idle figures."""
+"""The pure parts of bench/footprint/figures.py: /proc text, console lines, idle figures."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench import footprint_figures as fp
+from bench.footprint import figures as fp
 
 
 def _stat(pid: int, comm: str, utime: int, stime: int) -> str:
@@ -78,7 +78,7 @@ def test_idle_figures_cpu_per_minute_and_a_restart() -> None:
 
 
 def test_group_sums_add_the_members_or_leave_a_gap() -> None:
-    figs = {
+    figs: dict[str, dict[str, float | None]] = {
         "mosnet-daemon": {"rss_kb": 30000, "pss_kb": 15000, "threads": 3, "cpu_s_per_min": 0.2},
         "mosnet-proxy": {"rss_kb": 20000, "pss_kb": 8000, "threads": 2, "cpu_s_per_min": 0.1},
         "udhcpc": {"rss_kb": 900, "pss_kb": 100, "threads": 1, "cpu_s_per_min": 0.0},

@@ -1,4 +1,4 @@
-"""The pure parts of bench/proxy_figures.py: pacing schedule, percentiles, loss, verdicts."""
+"""The pure parts of bench/proxy/figures.py: pacing schedule, percentiles, loss, verdicts."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from bench import proxy_figures as pr
-from bench import proxy_variants
+from bench.proxy import figures as pr
+from bench.proxy import variants
 
 
 def test_plan_steps_paces_each_rate_for_the_step_duration() -> None:
@@ -20,7 +20,7 @@ def test_plan_steps_paces_each_rate_for_the_step_duration() -> None:
 
 def test_plan_steps_caps_the_count_and_rejects_nonsense() -> None:
     (step,) = pr.plan_steps([50000], 2.0, max_count=30000)
-    assert (step.count, step.max_s) == (30000, pytest.approx(0.66))
+    assert step.count == 30000 and step.max_s == pytest.approx(0.66)
     assert pr.plan_steps([1], 0.1)[0].count == 1  # at least one request
     with pytest.raises(ValueError):
         pr.plan_steps([0], 1.0)
@@ -105,7 +105,7 @@ def test_verdicts_ratio_and_p99_against_the_kernel() -> None:
     def fam(sust: int, steps: dict[int, dict[str, Any]]) -> dict[str, Any]:
         return {"sustained_per_s": sust, "steps": {str(r): s for r, s in steps.items()}}
 
-    kernel = {"families": {f: fam(100000, {100000: {}}) for f in proxy_variants.FAMILIES}}
+    kernel = {"families": {f: fam(100000, {100000: {}}) for f in variants.FAMILIES}}
     ok10k = {"lost": 0, "loss_pct": 0.0, "p99_ms": 1.5}
     slow10k = {"lost": 0, "loss_pct": 0.0, "p99_ms": 2.5}
     mosnet = {"families": {

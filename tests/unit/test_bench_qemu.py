@@ -1,10 +1,11 @@
-"""The pure parts of bench/qemu_console.py and bench/dracut_ref.py: console parsing, phases."""
+"""The pure parts of bench/qemu/console.py and bench/common/dracut_ref.py: console, phases."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench import busybox_ref, dracut_ref, qemu_console
+from bench.common import busybox_ref, dracut_ref
+from bench.qemu import console
 
 CONSOLE = """\
 SeaBIOS (version 1.16.2-debian-1.16.2-1)
@@ -27,23 +28,23 @@ ROOT: --- routes
 
 
 def test_console_lines_split_kernel_stamps() -> None:
-    lines = qemu_console.console_lines("[    7.193908] Run /init as init process\r\nROOT: x\n")
+    lines = console.console_lines("[    7.193908] Run /init as init process\r\nROOT: x\n")
     assert lines[0] == (7.193908, "Run /init as init process")
     assert lines[1] == (None, "ROOT: x")
-    assert qemu_console.stamp_of(lines, qemu_console.RUN_INIT) == 7.193908
+    assert console.stamp_of(lines, console.RUN_INIT) == 7.193908
     # a marker echoed without a kernel stamp does not count
-    fake = qemu_console.console_lines("Not activating Mandatory Access Control as x does not exist")
-    assert qemu_console.stamp_of(fake, qemu_console.REAL_INIT) is None
+    fake = console.console_lines("Not activating Mandatory Access Control as x does not exist")
+    assert console.stamp_of(fake, console.REAL_INIT) is None
 
 
 def test_boot_timings_line() -> None:
-    got = qemu_console.parse_boot_timings("setup 163 ms, drivers 5066 ms, ipv6 ra 3004.5 ms")
+    got = console.parse_boot_timings("setup 163 ms, drivers 5066 ms, ipv6 ra 3004.5 ms")
     assert got == {"setup": 163.0, "drivers": 5066.0, "ipv6 ra": 3004.5}
-    assert qemu_console.parse_boot_timings("nothing here") == {}
+    assert console.parse_boot_timings("nothing here") == {}
 
 
 def test_analyse_a_mosnet_boot() -> None:
-    r = qemu_console.analyse(CONSOLE, mosnet=True)
+    r = console.analyse(CONSOLE, mosnet=True)
     assert r.ok, r.error
     assert r.real_init_s == pytest.approx(31.873199)
     assert r.run_init_s == pytest.approx(7.193908)
@@ -58,21 +59,21 @@ def test_analyse_a_mosnet_boot() -> None:
 
 def test_analyse_refuses_runs_without_marker_or_lease() -> None:
     no_marker = CONSOLE.replace("Not activating", "Activating")
-    r = qemu_console.analyse(no_marker, mosnet=True)
+    r = console.analyse(no_marker, mosnet=True)
     assert not r.ok and "real init not reached" in r.error
     no_lease = CONSOLE.replace("inet 10.231.7.111", "inet 192.168.1.5")
-    r = qemu_console.analyse(no_lease, mosnet=False)
+    r = console.analyse(no_lease, mosnet=False)
     assert not r.ok and "lease" in r.error
     # the address must be in the test root's report, not anywhere on the console
     elsewhere = no_lease + "[ 40.0] mosnet: bound 10.231.7.111/24\n"
-    assert not qemu_console.analyse(elsewhere, mosnet=False).ok
-    assert qemu_console.analyse(CONSOLE, mosnet=False).phases_ms == {}
+    assert not console.analyse(elsewhere, mosnet=False).ok
+    assert console.analyse(CONSOLE, mosnet=False).phases_ms == {}
 
 
 def test_summary_and_ratios() -> None:
-    ok = [qemu_console.RunResult(True, 10.0 + i, 6.0, 0.5) for i in range(5)]
-    bad = qemu_console.RunResult(False, error="real init not reached")
-    s = qemu_console.summarize_variant([*ok, bad])
+    ok = [console.RunResult(True, 10.0 + i, 6.0, 0.5) for i in range(5)]
+    bad = console.RunResult(False, error="real init not reached")
+    s = console.summarize_variant([*ok, bad])
     assert (s["runs"], s["failures"]) == (6, 1)
     assert s["real_init_s"]["median"] == 12.0
     assert s["initramfs_s"]["median"] == 6.0
@@ -82,9 +83,9 @@ def test_summary_and_ratios() -> None:
         "mosnet": {"real_init_s": {"median": 31.0}},
         "dracut": {},
     }
-    assert qemu_console.ratios(variants, "real_init_s") == {"mosnet": 3.1}
-    assert qemu_console.ratios({"mosnet": variants["mosnet"]}, "real_init_s") == {}
-    assert qemu_console.summarize_variant([bad]).get("real_init_s") is None
+    assert console.ratios(variants, "real_init_s") == {"mosnet": 3.1}
+    assert console.ratios({"mosnet": variants["mosnet"]}, "real_init_s") == {}
+    assert console.summarize_variant([bad]).get("real_init_s") is None
 
 
 def test_reference_script_loads_modules_in_order_then_waits_for_root() -> None:
@@ -129,7 +130,7 @@ def test_parse_maps_reads_only_marked_lines() -> None:
         "BQ7-MAP\n"
         "BQ7-END\n"
     )
-    assert qemu_console.parse_maps(text) == [
+    assert console.parse_maps(text) == [
         "/usr/lib/mosnet/_socket.so",
         "/usr/lib/mosnet/mosnet-init.bin",
     ]

@@ -1,15 +1,19 @@
-"""The pure parts of bench/: statistics, tables, the PNG writer, log parsing."""
+"""The pure parts of bench/: statistics, tables, log parsing, the results chart."""
 
 from __future__ import annotations
 
 import math
 import struct
 import zlib
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench import native_phases, pngchart, probe_nics, run, stats
+from bench import run
+from bench.common import chart, stats
+from bench.native import phases
+from bench.probe import nics
 
 
 def test_quantiles_interpolate_like_numpy() -> None:
@@ -65,35 +69,65 @@ def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
     return out
 
 
-def test_png_encoding_round_trips() -> None:
-    rgb = bytes([255, 0, 0, 0, 255, 0, 0, 0, 255, 9, 9, 9])  # 2x2
-    chunks = _png_chunks(pngchart.encode_png(2, 2, rgb))
-    assert [k for k, _ in chunks] == [b"IHDR", b"IDAT", b"IEND"]
-    assert struct.unpack(">IIBBBBB", chunks[0][1]) == (2, 2, 8, 2, 0, 0, 0)
-    raw = zlib.decompress(chunks[1][1])
-    assert raw == b"\0" + rgb[:6] + b"\0" + rgb[6:]
+def _section() -> dict[str, Any]:
+    """A small probe_nics section, as results.json holds it."""
+    samples: dict[int, list[dict[str, Any]]] = {
+        n: [
+            {"probe_ms": 20.0 * n, "lease_ms": 1000.0 + n},
+            {"probe_ms": 22.0 * n, "lease_ms": 1010.0},
+        ]
+        for n in (1, 4, 8)
+    }
+    return nics.summarize(samples, 2)
+
+
+def test_chart_png_from_results(tmp_path: Path) -> None:
+    out = tmp_path / "results.png"
+    data = {"probe_nics": _section(), "other": {"machine": {"date": "d", "cores": 2}}}
+    assert run.draw(data, out)
+    png = out.read_bytes()
+    chunks = _png_chunks(png)
+    assert chunks[0][0] == b"IHDR" and chunks[-1][0] == b"IEND"
+    assert b"Software" not in png  # no version text: reruns give the same bytes
+    width, height = struct.unpack(">II", chunks[0][1][:8])
+    panels = nics.panels(data["probe_nics"])
+    inches = 2 * chart.MARGIN_IN + chart.TITLE_IN + sum(map(chart.panel_height, panels))
+    assert width == chart.WIDTH_IN * chart.DPI and abs(height - inches * chart.DPI) <= 1
+    run.draw(data, tmp_path / "again.png")
+    assert (tmp_path / "again.png").read_bytes() == png
+    assert not run.draw({"probe_nics": "not a section"}, tmp_path / "none.png")
+
+
+def test_chart_refuses_what_it_cannot_draw() -> None:
+    with pytest.raises(ValueError, match="no panels"):
+        chart.render([])
+    nan = chart.Panel("t", [chart.Bar("a", 1.0), chart.Bar("b", math.nan)])
+    with pytest.raises(ValueError, match="'b' is not a number"):
+        chart.render([nan])
+    spread = chart.Panel("t", [chart.Bar("a", 1.0, lo=math.nan, hi=2.0)])
     with pytest.raises(ValueError):
-        pngchart.encode_png(3, 2, rgb)
-
-
-def test_canvas_text_and_clipping() -> None:
-    c = pngchart.Canvas(20, 10)
-    c.rect(-5, -5, 8, 8, pngchart.RED)  # clipped, no error
-    assert c.get(0, 0) == pngchart.RED and c.get(3, 3) == pngchart.WHITE
-    c.text(10, 1, "1", pngchart.BLACK)
-    assert c.get(12, 1) == pngchart.BLACK  # the top of the "1" stem (0x04: third column)
-    assert pngchart.glyph("a") == pngchart.glyph("A")
-    assert pngchart.glyph("\u2603") == pngchart.glyph("?")
-    assert pngchart.text_width("abc", 2) == 34
+        chart.render([spread], "title")
 
 
 def test_bars_are_proportional() -> None:
-    lay = pngchart.Layout()
-    panel = pngchart.Panel("t", [pngchart.Bar("a", 100.0), pngchart.Bar("b", 50.0, 40.0, 60.0)])
-    data = pngchart.render([panel], "title", lay)
-    assert _png_chunks(data)[0][0] == b"IHDR"
-    (_, _, wa, _), (_, _, wb, _) = lay.bars_drawn
-    assert wa == pytest.approx(2 * wb, abs=1)
+    panel = chart.Panel("t", [chart.Bar("a", 100.0), chart.Bar("b", 50.0, 40.0, 60.0)])
+    empty = chart.Panel("nothing measured", [])
+    fig = chart.figure([panel, empty], "title")
+    assert len(fig.axes) == 1  # a panel without bars is only its title
+    wa, wb = (_width(bar) for bar in fig.axes[0].patches)
+    assert wa == pytest.approx(2 * wb)
+    low, high = fig.axes[0].get_xlim()
+    assert low == 0.0 and high == pytest.approx(105.0)  # the largest value + 5 %
+    clipped = chart.figure([chart.Panel("t", [chart.Bar("a", 1.0), chart.Bar("b", math.inf)])])
+    assert [_width(b) for b in clipped.axes[0].patches] == [1.0, 1.0]  # inf: the axis' end
+
+
+def _width(patch: object) -> float:
+    """A bar of barh is a Rectangle; ``patches`` is typed as any Patch."""
+    from matplotlib.patches import Rectangle
+
+    assert isinstance(patch, Rectangle)
+    return float(patch.get_width())
 
 
 def _lines(*pairs: tuple[float, str]) -> list[tuple[int, str]]:
@@ -115,39 +149,39 @@ def test_mosnet_phases_add_up_to_the_total() -> None:
         (4780, "root done in 12 ms"),
         (4783, "daemon done in 3 ms"),
     )
-    phases = native_phases.mosnet_phases(0, int(4800 * 1e6), lines)
-    assert list(phases) == list(native_phases.PHASE_NAMES)
-    assert phases["imports"] == 400 and phases["arp probe"] == 1000
-    assert phases["ipv6 ra"] == 3000 and phases["switch_root"] == 17
-    assert sum(v for v in phases.values() if v is not None) == pytest.approx(4800)
+    got = phases.mosnet_phases(0, int(4800 * 1e6), lines)
+    assert list(got) == list(phases.PHASE_NAMES)
+    assert got["imports"] == 400 and got["arp probe"] == 1000
+    assert got["ipv6 ra"] == 3000 and got["switch_root"] == 17
+    assert sum(v for v in got.values() if v is not None) == pytest.approx(4800)
     # a missing line folds its phase into the next one; the sum stays the total
     without = [ln for ln in lines if "gratuitous" not in ln[1]]
-    folded = native_phases.mosnet_phases(0, int(4800 * 1e6), without)
+    folded = phases.mosnet_phases(0, int(4800 * 1e6), without)
     assert folded["announce"] is None and folded["ipv6 ra"] == 3210
     assert sum(v for v in folded.values() if v is not None) == pytest.approx(4800)
 
 
 def test_kmsg_and_stamp_parsing() -> None:
     rec = b"6,1234,5000123,-;mosnet: drivers done in 5 ms\n SUBSYSTEM=x\n"
-    assert native_phases.parse_kmsg(rec) == (5000123000, "mosnet: drivers done in 5 ms")
-    assert native_phases.parse_kmsg(b"garbage") is None
-    assert native_phases.mosnet_lines([(1, "mosnet: a"), (2, "eth0: b")]) == [(1, "a")]
+    assert phases.parse_kmsg(rec) == (5000123000, "mosnet: drivers done in 5 ms")
+    assert phases.parse_kmsg(b"garbage") is None
+    assert phases.mosnet_lines([(1, "mosnet: a"), (2, "eth0: b")]) == [(1, "a")]
     out = "udhcpc: started\nBN7 exec 100\nBN7 init 250\nBN7 init 999\n"
-    assert native_phases.parse_stamps(out) == {"exec": 100, "init": 250}
+    assert phases.parse_stamps(out) == {"exec": 100, "init": 250}
 
 
 def test_probe_summary_and_sequential_model() -> None:
-    assert probe_nics.sequential_model(1, 1100.0) == 1100.0
-    assert probe_nics.sequential_model(8, 1100.0, 10.0) == 71100.0
+    assert nics.sequential_model(1, 1100.0) == 1100.0
+    assert nics.sequential_model(8, 1100.0, 10.0) == 71100.0
     samples: dict[int, list[dict[str, Any]]] = {
         1: [{"probe_ms": 20.0, "lease_ms": 1000.0}, {"probe_ms": 22.0, "lease_ms": 1010.0}],
         8: [{"probe_ms": 100.0, "lease_ms": 1100.0}, {"error": "no lease"}],
     }
-    section = probe_nics.summarize(samples, 2)
+    section = nics.summarize(samples, 2)
     assert section["nics"]["8"]["failures"] == 1
     assert section["lease_ratio_vs_1"]["8"] == pytest.approx(1100 / 1005, abs=1e-3)
     assert section["sequential_model_ms"]["8"] == 70000 + 1005
-    rows = probe_nics.report(section).splitlines()
+    rows = nics.report(section).splitlines()
     assert rows[4].startswith("8") and rows[4].endswith("meets target")
 
 

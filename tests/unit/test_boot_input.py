@@ -2,7 +2,7 @@
 
 The path under test is the one ``init.boot._setup`` runs: read the raw
 bytes of /proc/cmdline (``cmdsetup.read_kernel_line``), decide the console
-echo from them (``log.kernel_echoes_info``), then merge the baked line and
+echo from their split (``console.kernel_echoes_info``), then merge the baked line and
 build every configuration (``cmdsetup.configure``). The generated lines
 (tests/unit/helpers/hostile_cmdline.py) hold one valid parameter of every
 kind PID 1 reads among arbitrary bytes and wholly invalid occurrences of
@@ -31,9 +31,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from init import bootcfg, cmdsetup, netrootcfg
-from mosnet import cmdline, cmdmerge, kcmdline, log
-from mosnet.config import NetConfig
-from mosnet.errors import ParamError
+from mosnet.base import log
+from mosnet.base.errors import ParamError
+from mosnet.config import cmdline, cmdmerge, console, kcmdline
+from mosnet.config.model import NetConfig
 from tests.unit.helpers import hostile_cmdline as hc
 
 CASES = int(os.environ.get("MOSNET_CMDLINE_CASES", "100000"))
@@ -45,7 +46,7 @@ FUZZ = settings(
 
 
 class _Lines:
-    """The real console handler (mosnet.log) writing into a file."""
+    """The real console handler (mosnet.base.log) writing into a file."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -76,10 +77,10 @@ def run_case(case: hc.Case, tmp: Path, out: _Lines) -> list[str]:
     else:
         baked_file.write_bytes(case.baked)
     raw, problem = cmdsetup.read_kernel_line(str(cmdline_file))
-    echo = log.kernel_echoes_info(raw)
+    echo = console.kernel_echoes_info(raw.line)
     inp = cmdsetup.configure(raw, out.logger, str(baked_file))
-    level, _ = log.console_loglevel(inp.merged.line)  # loglevel= is never baked
-    assert echo is (level > log.INFO_LEVEL)
+    level, _ = console.console_loglevel(inp.merged.line)  # loglevel= is never baked
+    assert echo is (level > console.INFO_LEVEL)
     failed = [name for name, check in case.checks if not check(inp, level)]
     failed += _check_errors(inp, case)
     failed += _check_log(out.take(), inp)
@@ -170,9 +171,9 @@ _TEXT = st.text(
 
 
 @FUZZ
-@given(st.sampled_from(sorted(bootcfg.KEYS)), st.one_of(st.none(), _TEXT))
+@given(st.sampled_from(sorted(bootcfg.HANDLERS)), st.one_of(st.none(), _TEXT))
 def test_boot_parsers_raise_only_param_error(key: str, value: str | None) -> None:
-    handler = bootcfg._HANDLERS[key]  # the handler itself, without the dispatcher's net
+    handler = bootcfg.HANDLERS[key]  # the handler itself, without the dispatcher's net
     try:
         handler(bootcfg.BootConfig(), kcmdline.Param(key, value))
     except ParamError:
@@ -210,7 +211,7 @@ def test_netroot_parsers_raise_only_param_error(
 @given(_TEXT, _TEXT)
 def test_merge_split_and_loglevel_never_raise(baked: str, kernel: str) -> None:
     merged = cmdmerge.merge(baked, kernel)
-    log.console_loglevel(merged.line)
+    console.console_loglevel(merged.line)
     kcmdline.parse_line(kernel)
     cmdmerge.render(merged.line.params, merged.line.init_args)
     cmdmerge.state_section(merged)

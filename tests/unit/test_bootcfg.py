@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from init import bootcfg
 from init.bootcfg import BootConfig, RootSpec
-from mosnet.errors import ParamError
+from mosnet.base.errors import ParamError
 
 
 def ok(text: str) -> BootConfig:
@@ -92,8 +92,8 @@ def test_nfs_recorded_but_unsupported() -> None:
         ("mosroot_timeout=-3", "mosroot_timeout", "-3", "seconds 0..3600"),
         ("mosroot_timeout=1e3", "mosroot_timeout", "1e3", "seconds"),
         ("mosroot_timeout=9999", "mosroot_timeout", "9999", "seconds"),
-        ("mosshell=maybe", "mosshell", "maybe", "1/0/yes/no"),
-        ("mosdebug=2", "mosdebug", "2", "1/0/yes/no"),
+        ("mosshell=maybe", "mosshell", "maybe", "yes|no"),
+        ("mosdebug=2", "mosdebug", "2", "yes|no"),
         ("rootdelay=" + "9" * 5000, "rootdelay", "9" * 5000, "whole seconds"),
     ],
 )
@@ -176,7 +176,7 @@ def test_log_errors(caplog: pytest.LogCaptureFixture) -> None:
     assert "rootdelay" in caplog.text and "'x'" in caplog.text
 
 
-_KEYS = sorted(bootcfg._HANDLERS) + ["foo", "--", ""]
+_KEYS = sorted(bootcfg.HANDLERS) + ["foo", "--", ""]
 
 
 @st.composite
@@ -219,11 +219,3 @@ def test_mosinit_chain_and_bad_values() -> None:
     assert "switchroot or chain" in str(err)
     _, err = one_error("mosinit")
     assert err.param == "mosinit"
-
-
-def test_every_mos_parameter_of_init_is_known_to_the_network_parser() -> None:
-    """Otherwise the network parser logs init's own parameters as typos."""
-    from mosnet import cmdline
-
-    init_mos = {k for k in bootcfg.KEYS if k.startswith("mos")}
-    assert init_mos <= cmdline.INIT_KEYS, init_mos - cmdline.INIT_KEYS

@@ -111,7 +111,8 @@ def test_private_modules_loaded_up_front_except_br_netfilter(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The distro's modprobe cannot find them when the kernel asks on demand."""
-    from init.modules import Loader, ModuleIndex
+    from init.modindex import ModuleIndex
+    from init.modules import Loader
     from tests.unit.test_modules import Kernel
 
     tree = tmp_path / "private" / "6.1.0-test"

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mosnet import cmdline
-from mosnet.config import (
+from mosnet.config import cmdline
+from mosnet.config.model import (
     DhcpSpec,
     FirewallSpec,
     Ip4Static,

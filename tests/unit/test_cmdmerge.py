@@ -10,9 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from init import bootcfg
-from mosnet import cmdline, cmdmerge, kcmdline
-from mosnet.cmdmerge import group, merge, render
-from mosnet.kcmdline import Param
+from mosnet.config import cmdline, cmdmerge, kcmdline
+from mosnet.config.cmdmerge import merge, render
+from mosnet.config.kcmdline import Param
+from mosnet.config.registry import group
 
 BAKED = (
     "mosip4=136.243.10.20,136.243.10.1,255.255.255.255 mosfirewall=ssh "

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
-from mosnet import cli, coexist
+from mosnet import cli
+from mosnet.state import coexist
 
 MAC = "52:54:00:12:34:56"
 
@@ -128,7 +130,7 @@ def test_write_reports_an_unwritable_run_instead_of_raising(tmp_path: Path) -> N
     assert written == [] and len(errors) == 8
 
 
-def _state(tmp_path: Path, network: dict[str, object]) -> Path:
+def _state(tmp_path: Path, network: Mapping[str, object]) -> Path:
     run_dir = tmp_path / "mosnet"
     run_dir.mkdir()
     (run_dir / "state.json").write_text(json.dumps({"schema": 1, "network": network}))

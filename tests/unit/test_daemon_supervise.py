@@ -20,9 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from mosnet import daemon, log, proctitle, proxyproc, status
-from mosnet.proxy import ProxyConfig
-from mosnet.proxyproc import ProxySpec
+from mosnet.base import log, proctitle
+from mosnet.daemon import mainloop, proxyproc
+from mosnet.daemon.proxyproc import ProxySpec
+from mosnet.proxy.answers import ProxyConfig
+from mosnet.state import status
 from tests.mosprocs import children, new_pid, ppid, section, stop_all, wait_for
 
 SPEC = ProxySpec("lo", ProxyConfig(bytes.fromhex("02aa00000001"), frozenset(), frozenset(),
@@ -61,7 +63,7 @@ _ours: list[int] = []  # our direct children, to reap
 
 
 def test_killing_any_one_leaves_the_rest_supervised(run: Path) -> None:
-    handle = daemon.spawn(None, None, SPEC, run_dir=str(run))
+    handle = mainloop.spawn(mainloop.Duties(proxy=SPEC), run_dir=str(run))
     _ours.append(handle.pid)
     d1 = new_pid(run, "daemon", "@mosnet-daemon")
     w1 = new_pid(run, "watch", "@mosnet-watch")
@@ -98,16 +100,16 @@ def test_a_daemon_that_raises_is_started_again_with_backoff(
     run: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     flag = run / "crash-next"
-    real = daemon._Daemon._start_threads
+    real = mainloop._Daemon._start_threads
 
-    def crash_once(self: daemon._Daemon) -> None:
+    def crash_once(self: mainloop._Daemon) -> None:
         if flag.exists():
             flag.unlink()
             raise RuntimeError("injected failure")
         real(self)
 
-    monkeypatch.setattr(daemon._Daemon, "_start_threads", crash_once)
-    handle = daemon.spawn(None, None, None, run_dir=str(run))
+    monkeypatch.setattr(mainloop._Daemon, "_start_threads", crash_once)
+    handle = mainloop.spawn(None, run_dir=str(run))
     _ours.append(handle.pid)
     d1 = new_pid(run, "daemon", "@mosnet-daemon")
     new_pid(run, "watch", "@mosnet-watch")
@@ -126,8 +128,8 @@ def test_without_pidfds_the_daemon_runs_unwatched(
     run: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A kernel older than 5.3: no watcher rather than one that cannot watch."""
-    monkeypatch.setattr(daemon, "pidfds_work", lambda: False)
-    handle = daemon.spawn(None, None, None, run_dir=str(run))
+    monkeypatch.setattr(mainloop, "pidfds_work", lambda: False)
+    handle = mainloop.spawn(None, run_dir=str(run))
     _ours.append(handle.pid)
     d1 = new_pid(run, "daemon", "@mosnet-daemon")
     time.sleep(0.5)

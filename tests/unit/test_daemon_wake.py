@@ -7,7 +7,7 @@ import pathlib
 import signal
 import time
 
-from mosnet import daemon
+from mosnet.daemon import mainloop
 
 
 def _wakeups(pid: int) -> int:
@@ -18,7 +18,7 @@ def _wakeups(pid: int) -> int:
 
 def test_daemon_without_client_sleeps_until_sigterm(tmp_path: pathlib.Path) -> None:
     # no lease to keep, no proxy: the main thread only waits
-    handle = daemon.spawn(None, run_dir=str(tmp_path))
+    handle = mainloop.spawn(None, run_dir=str(tmp_path))
     try:
         time.sleep(0.5)
         before = _wakeups(handle.pid)

@@ -276,7 +276,7 @@ def test_small_mtu_ignored_lease_kept() -> None:
 
 
 def test_option_121_overrides_routers_in_lease_and_plan() -> None:
-    from mosnet.dhcp4.apply import planned_routes
+    from mosnet.topology.lease import planned_routes
 
     r121 = bytes([8, 172, 10, 99, 0, 2, 0, 10, 99, 0, 1])
     lease = from_ack(reply(extra=((3, A("10.99.0.254").packed), (121, r121))), 0)

@@ -8,9 +8,12 @@ from collections.abc import Sequence
 from ipaddress import IPv4Address
 from unittest import mock
 
+import pytest
+
 from mosnet.dhcp4 import codec, fsm
 from mosnet.dhcp4.client import Client, ClientConfig
 from mosnet.dhcp4.lease import Lease
+from tests.unit.helpers.fresh import fresh
 
 MAC = bytes.fromhex("020000000001")
 SERVER = IPv4Address("10.99.0.1")
@@ -71,18 +74,18 @@ def test_full_lifecycle() -> None:
     m, clock = make()
     fx = m.start()
     assert m.state is fsm.State.SELECTING and kinds(fx) == ["SendBroadcast"]
-    assert fx[-1].msg.msg_type == codec.DISCOVER  # type: ignore[union-attr]
+    assert isinstance(fx[-1], fsm.SendBroadcast) and fx[-1].msg.msg_type == codec.DISCOVER
     fx = m.on_packet(reply(m, codec.OFFER))
-    assert m.state is fsm.State.REQUESTING
+    assert fresh(m).state is fsm.State.REQUESTING
     req = fx[-1]
     assert isinstance(req, fsm.SendBroadcast) and req.msg.opt(54) == SERVER.packed
     fx = m.on_packet(reply(m, codec.ACK))
     lease = next(e.lease for e in fx if isinstance(e, fsm.Bind))
-    assert m.state is fsm.State.BOUND and lease.acquired_at == 1000.0
+    assert fresh(m).state is fsm.State.BOUND and lease.acquired_at == 1000.0
     assert m.next_deadline() == 1500.0  # T1
     clock.t = 1500.0
     fx = m.on_timer()
-    assert m.state is fsm.State.RENEWING
+    assert fresh(m).state is fsm.State.RENEWING
     uni = fx[-1]
     assert isinstance(uni, fsm.SendUnicast) and uni.server == SERVER and uni.src == ADDR
     assert uni.msg.ciaddr == ADDR and uni.msg.opt(50) is None
@@ -90,7 +93,7 @@ def test_full_lifecycle() -> None:
     assert m.next_deadline() == 1500.0 + 187.5
     clock.t = 1875.0
     fx = m.on_timer()
-    assert m.state is fsm.State.REBINDING
+    assert fresh(m).state is fsm.State.REBINDING
     reb = fx[-1]
     assert isinstance(reb, fsm.SendBroadcast) and reb.src == ADDR and reb.msg.ciaddr == ADDR
     clock.t = 2000.0
@@ -161,7 +164,7 @@ def test_offer_and_ack_without_yiaddr_or_server_ignored() -> None:
     m.on_packet(reply(m, codec.ACK, server=None))
     m.on_packet(reply(m, codec.ACK, server=OTHER))
     m.on_packet(reply(m, codec.ACK, lease=0))
-    assert m.state is fsm.State.REQUESTING and m.lease is None
+    assert fresh(m).state is fsm.State.REQUESTING and m.lease is None
 
 
 def test_nak_only_from_our_server() -> None:
@@ -172,14 +175,14 @@ def test_nak_only_from_our_server() -> None:
     m.on_packet(reply(m, codec.NAK, server=None))
     assert m.state is fsm.State.REQUESTING
     fx = m.on_packet(reply(m, codec.NAK))
-    assert m.state is fsm.State.SELECTING and kinds(fx) == ["SendBroadcast"]
+    assert fresh(m).state is fsm.State.SELECTING and kinds(fx) == ["SendBroadcast"]
     m2, clock, _ = bound()
     clock.t = 1500.0
     m2.on_timer()
     m2.on_packet(reply(m2, codec.NAK, server=OTHER))
     assert m2.state is fsm.State.RENEWING
     fx = m2.on_packet(reply(m2, codec.NAK))
-    assert kinds(fx)[0] == "Expire" and m2.state is fsm.State.SELECTING
+    assert kinds(fx)[0] == "Expire" and fresh(m2).state is fsm.State.SELECTING
 
 
 def test_requesting_gives_up() -> None:
@@ -203,7 +206,7 @@ def test_conflict_declines_and_restarts_later() -> None:
     assert dec.msg.opt(50) == ADDR.packed and dec.msg.opt(54) == SERVER.packed
     assert m.state is fsm.State.INIT and m.next_deadline() == clock.t + 10
     clock.t += 10
-    assert kinds(m.on_timer()) == ["SendBroadcast"] and m.state is fsm.State.SELECTING
+    assert kinds(m.on_timer()) == ["SendBroadcast"] and fresh(m).state is fsm.State.SELECTING
 
 
 def test_min_retransmit_and_renew_after_hooks() -> None:
@@ -241,6 +244,7 @@ class FakeTransport:
 
     def recv(self, timeout: float | None, wake: Sequence[int] = ()) -> bytes | None:
         if not self.script:
+            assert timeout is not None, "an idle fake would sleep forever"
             self.clock.t += timeout  # time passes while nothing arrives
             return None
         item = self.script.pop(0)
@@ -255,7 +259,7 @@ class FakeTransport:
         pass
 
 
-def test_client_acquire_with_fake_transport_and_enetdown() -> None:
+def test_client_acquire_with_fake_transport_and_enetdown(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = Clock()
     xid = 4242
     mk = fsm.Machine(MAC, lambda: xid, clock)
@@ -280,13 +284,15 @@ def test_client_acquire_with_fake_transport_and_enetdown() -> None:
             tr.script.append(reply(mk, codec.ACK, xid=xid))
         return orig(timeout, wake)
 
-    tr.recv = recv  # type: ignore[method-assign]
+    monkeypatch.setattr(tr, "recv", recv)
     lease = c.acquire(timeout=30)
     assert lease is not None and lease.address == ADDR and sleeps
     assert [codec.MSG_NAMES[m.msg_type or 0] for _, m in tr.sent] == ["DISCOVER", "REQUEST"]
 
 
-def test_client_acquire_times_out_and_run_forever_renews_unicast() -> None:
+def test_client_acquire_times_out_and_run_forever_renews_unicast(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     clock = Clock()
     tr = FakeTransport([], clock)
     c = Client("eth0", transport=tr, clock=clock, sleep=lambda s: None, xid_gen=lambda: 9)
@@ -303,7 +309,7 @@ def test_client_acquire_times_out_and_run_forever_renews_unicast() -> None:
         orig(payload, server, src)
         tr2.script.append(reply(mk, codec.ACK, xid=9))
 
-    tr2.send_unicast = send_unicast  # type: ignore[method-assign]
+    monkeypatch.setattr(tr2, "send_unicast", send_unicast)
     c2.run_forever(
         lambda lease: None, lambda lease: None, lambda: bool(renewed), on_renew=renewed.append
     )

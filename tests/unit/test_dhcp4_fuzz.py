@@ -1,12 +1,12 @@
 """Fuzz: nothing off the wire makes the decoder or the machine raise anything
 but DecodeError (LeaseError from ``from_ack``).
 
-Two engines: the seeded mutation loop in bench/fuzz_dhcp4.py runs
+Two engines: the seeded mutation loop in bench/fuzz/dhcp4.py runs
 MOSNET_FUZZ_CASES cases (default 100_000: decode + accessors + encode
 round trip + lease + Machine.on_packet/on_timer each) because plain Python
 loops cost ~0.1 ms a case where a hypothesis example costs ~1 ms; hypothesis
 adds MOSNET_FUZZ_EXAMPLES examples per property (default 1000) for its
-shrinking and different input shapes. ``bench/fuzz_dhcp4.py --cases 1000000``
+shrinking and different input shapes. ``python -m bench.fuzz.dhcp4 --cases 1000000``
 is the bigger run.
 """
 
@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench import fuzz_dhcp4
+from bench.fuzz import dhcp4 as fuzz_dhcp4
 from mosnet.dhcp4 import codec, fsm
 
 CASES = int(os.environ.get("MOSNET_FUZZ_CASES", "100000"))

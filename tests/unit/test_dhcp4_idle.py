@@ -72,8 +72,8 @@ class Transport:
         if self.inbox:
             return codec.encode(self.inbox.pop(0))
         if self.wake is not None:  # woken early: no time passes
-            wake, self.wake = self.wake, None
-            wake()
+            early_wake, self.wake = self.wake, None
+            early_wake()
             return None
         assert timeout is not None, "an idle fake would sleep forever"
         self.clock.t += timeout

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 from mosnet.dhcp4 import codec
-from mosnet.dhcp4.probe import ProbeResult, ProbeTransport, Waiter, is_private, probe
+from mosnet.uplink.offers import ProbeResult, ProbeTransport, Waiter, is_private, probe
 
 
 class Clock:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from mosnet import leasekeeper
+from mosnet.daemon import leasekeeper
 from mosnet.dhcp4 import codec, fsm
 from mosnet.dhcp4.client import Client, ClientConfig
 from mosnet.dhcp4.lease import Lease, LeaseError, from_json
@@ -108,7 +108,9 @@ def test_resume_after_expiry_gives_it_up_and_discovers() -> None:
     assert [m.msg_type for m in tr.sent] == [codec.DISCOVER]
 
 
-def test_run_forever_after_resume_renews_at_t1_and_never_discovers() -> None:
+def test_run_forever_after_resume_renews_at_t1_and_never_discovers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     c, tr, clock = client_at(1000.0 + 10)
     c.resume(recorded())
     renewed: list[Lease] = []
@@ -123,14 +125,14 @@ def test_run_forever_after_resume_renews_at_t1_and_never_discovers() -> None:
         tr.sent.append(msg)
         tr.inbox.append(reply(msg.xid, codec.ACK))
 
-    tr.send_unicast = answer  # type: ignore[method-assign]
+    monkeypatch.setattr(tr, "send_unicast", answer)
     c.run_forever(lambda lease: None, lambda lease: None, stop, on_renew=renewed.append)
     assert renewed and renewed[0].address == ADDR and renewed[0].server_id == SERVER
     assert renewed[0].acquired_at >= 1500.0  # counted from the renewal, not the old record
     assert codec.DISCOVER not in [m.msg_type for m in tr.sent] and clock.t >= 1500.0
 
 
-# -- the record on disk (mosnet.leasekeeper.recorded_lease) ----------------------------
+# -- the record on disk (mosnet.daemon.leasekeeper.recorded_lease) ----------------------------
 
 
 def write(path: pathlib.Path, data: object) -> None:

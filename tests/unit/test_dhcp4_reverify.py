@@ -6,7 +6,7 @@ import struct
 from collections.abc import Sequence
 from ipaddress import IPv4Address
 
-from mosnet.dhcp4 import codec, fsm
+from mosnet.dhcp4 import codec, fsm, reverify
 from mosnet.dhcp4.client import Client, ClientConfig
 from mosnet.dhcp4.lease import Lease
 
@@ -40,10 +40,10 @@ def reply(
     return codec.Message(codec.BOOTREPLY, xid, MAC, opts, yiaddr=yiaddr)
 
 
-def bound() -> tuple[fsm.ReverifyMachine, Clock, Lease]:
+def bound() -> tuple[reverify.ReverifyMachine, Clock, Lease]:
     clock = Clock()
     xids = iter(range(100, 10_000))
-    m = fsm.ReverifyMachine(MAC, lambda: next(xids), clock, rand=lambda: 0.5)
+    m = reverify.ReverifyMachine(MAC, lambda: next(xids), clock, rand=lambda: 0.5)
     m.start()
     m.on_packet(reply(m.xid, codec.OFFER))
     fx = m.on_packet(reply(m.xid, codec.ACK))
@@ -103,7 +103,7 @@ def test_reverify_silence_keeps_lease_and_normal_renewal() -> None:
 
 def test_reverify_without_lease() -> None:
     clock = Clock()
-    m = fsm.ReverifyMachine(MAC, lambda: 7, clock)
+    m = reverify.ReverifyMachine(MAC, lambda: 7, clock)
     assert m.reverify() == []  # INIT: nothing to verify, nothing running
     m.start()
     clock.t += 30
@@ -141,6 +141,7 @@ class FakeTransport:
     def recv(self, timeout: float | None, wake: Sequence[int] = ()) -> bytes | None:
         if self.inbox:
             return codec.encode(self.inbox.pop(0))
+        assert timeout is not None, "an idle fake would sleep forever"
         self.clock.t += timeout
         return None
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from ipaddress import IPv6Address
+from typing import Any
 
 import pytest
 
 from mosnet.dhcp6 import codec, fsm
+from mosnet.dhcp6.lease import Lease6
+from tests.unit.helpers.fresh import fresh
 
 pytestmark = pytest.mark.unit
 
@@ -25,13 +28,13 @@ class Clock:
         return self.now
 
 
-def _machine(clock: Clock, **cfg: object) -> fsm.Machine:
+def _machine(clock: Clock, **cfg: Any) -> fsm.Machine:
     xids = iter(range(0x10, 0x1000))
     return fsm.Machine(
         MAC,
         lambda: next(xids),
         clock,
-        fsm.Config(**cfg),  # type: ignore[arg-type]
+        fsm.Config(**cfg),
         rand=lambda: 0.5,
     )
 
@@ -67,7 +70,7 @@ def _answer(
     return codec.Message(kind, to.xid, tuple(opts))
 
 
-def _bind(m: fsm.Machine, clock: Clock) -> tuple[fsm.Lease6, codec.Message]:
+def _bind(m: fsm.Machine, clock: Clock) -> tuple[Lease6, codec.Message]:
     solicit = _sent(m.start())[0]
     assert m.on_packet(_answer(codec.ADVERTISE, solicit)) == []  # collecting adverts
     clock.now = m.next_deadline() or 0
@@ -102,14 +105,14 @@ def test_full_lifetime() -> None:
     # T2: REBIND without server id
     clock.now = start + 160
     rebind = _sent(m.on_timer())[0]
-    assert m.state is fsm.State.REBINDING and rebind.msg_type == codec.REBIND
+    assert fresh(m).state is fsm.State.REBINDING and rebind.msg_type == codec.REBIND
     assert rebind.server_id is None
     # valid lifetime over: Expire and start soliciting again
     clock.now = start + 200
     fx = m.on_timer()
     expired = [e for e in fx if isinstance(e, fsm.Expire)]
     assert expired and expired[0].lease == lease and m.lease is None
-    assert m.state is fsm.State.SOLICITING and _sent(fx)[0].msg_type == codec.SOLICIT
+    assert fresh(m).state is fsm.State.SOLICITING and _sent(fx)[0].msg_type == codec.SOLICIT
 
 
 def test_renew_reply_refreshes() -> None:
@@ -149,7 +152,7 @@ def test_preference_255_requests_at_once_and_bad_adverts_are_ignored() -> None:
     )
     assert m.on_packet(wrong_xid) == []
     fx = m.on_packet(_answer(codec.ADVERTISE, solicit, pref=255))
-    assert m.state is fsm.State.REQUESTING and _sent(fx)[0].msg_type == codec.REQUEST
+    assert fresh(m).state is fsm.State.REQUESTING and _sent(fx)[0].msg_type == codec.REQUEST
 
 
 def test_other_client_id_ignored() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mosnet import discover
+from mosnet.uplink import discover
 
 
 class FakeLink(dict[str, Any]):

@@ -1,20 +1,22 @@
-"""Guest address learning (mosnet.guests): what a frame shows, and the bounded table.
+"""Guest address learning (mosnet.macnat.guests): what a frame shows, and the bounded table.
 
-Frames are built with mosnet.l2's builders (ARP, NS/NA) and by hand (IPv4,
-IPv6/UDP); the table runs on an injected clock.
+Frames are built with the builders of mosnet.l2.frames (ARP) and mosnet.l2.nd
+(NS/NA) and by hand (IPv4, IPv6/UDP); the table runs on an injected clock.
 """
 
 from __future__ import annotations
 
 import struct
 from ipaddress import IPv4Address, IPv6Address, ip_address
+from typing import cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mosnet import guests, l2
-from mosnet.guests import GuestTable, frame_addresses
+from mosnet.l2 import frames, nd
+from mosnet.macnat import guests
+from mosnet.macnat.guests import GuestTable, frame_addresses
 
 GUEST = bytes.fromhex("02cc00000003")
 OTHER = bytes.fromhex("02dd00000004")
@@ -22,7 +24,7 @@ PEER = bytes.fromhex("02bb00000002")
 HOST4, GW4 = IPv4Address("10.70.0.10"), IPv4Address("10.70.0.1")
 GUEST4, GUEST4B = IPv4Address("10.70.0.50"), IPv4Address("10.70.0.51")
 HOST6, GW6, GUEST6 = map(IPv6Address, ("fd00:70::10", "fe80::1", "fd00:70::50"))
-LL6 = l2.link_local_eui64(GUEST)
+LL6 = nd.link_local_eui64(GUEST)
 RESERVED: frozenset[guests.IpAddress] = frozenset({HOST4, GW4, HOST6, GW6})
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 
@@ -38,41 +40,41 @@ class Clock:
 def ipv4_frame(src: str, dst: str = "10.70.0.1", mac: bytes = GUEST) -> bytes:
     s, d = IPv4Address(src).packed, IPv4Address(dst).packed
     header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28, 1, 0, 64, 17, 0, s, d)
-    return l2.Ethernet(PEER, mac, l2.ETH_P_IP, header + b"\0" * 8).encode()
+    return frames.Ethernet(PEER, mac, frames.ETH_P_IP, header + b"\0" * 8).encode()
 
 
 def ipv6_frame(src: str, next_header: int = 17, body: bytes = b"") -> bytes:
     payload = body or b"\0" * 8
-    packet = l2.IPv6(IPv6Address(src), IPv6Address("fd00:70::1"), next_header, 64, payload).encode()
-    return l2.Ethernet(PEER, GUEST, l2.ETH_P_IPV6, packet).encode()
+    packet = nd.IPv6(IPv6Address(src), IPv6Address("fd00:70::1"), next_header, 64, payload).encode()
+    return frames.Ethernet(PEER, GUEST, frames.ETH_P_IPV6, packet).encode()
 
 
 def na(target: IPv6Address, src: IPv6Address, mac: bytes = GUEST) -> bytes:
-    advert = l2.NeighborAdvertisement(target, solicited=True, tllao=mac)
-    return l2.na_frame(mac, src, GW6, advert, dst_mac=PEER)
+    advert = nd.NeighborAdvertisement(target, solicited=True, tllao=mac)
+    return nd.na_frame(mac, src, GW6, advert, dst_mac=PEER)
 
 
 # --- frame_addresses --------------------------------------------------------------
 
 
 def test_arp_request_shows_the_sender_address() -> None:
-    frame = l2.arp_request(GUEST, GUEST4, GW4).frame()
+    frame = frames.arp_request(GUEST, GUEST4, GW4).frame()
     assert frame_addresses(frame) == (GUEST, [GUEST4])
 
 
 def test_arp_reply_shows_the_sender_not_the_target() -> None:
-    frame = l2.arp_reply(GUEST, GUEST4, PEER, GW4).frame(dst=PEER)
+    frame = frames.arp_reply(GUEST, GUEST4, PEER, GW4).frame(dst=PEER)
     assert frame_addresses(frame) == (GUEST, [GUEST4])
 
 
 def test_arp_source_mac_is_the_ethernet_source() -> None:
-    frame = l2.Ethernet(l2.BROADCAST_MAC, OTHER, l2.ETH_P_ARP,
-                        l2.arp_request(GUEST, GUEST4, GW4).encode()).encode()  # fmt: skip
+    frame = frames.Ethernet(frames.BROADCAST_MAC, OTHER, frames.ETH_P_ARP,
+                        frames.arp_request(GUEST, GUEST4, GW4).encode()).encode()  # fmt: skip
     assert frame_addresses(frame) == (OTHER, [GUEST4])
 
 
 def test_arp_probe_shows_nothing() -> None:
-    assert frame_addresses(l2.arp_probe(GUEST, GUEST4).frame()) == (GUEST, [])
+    assert frame_addresses(frames.arp_probe(GUEST, GUEST4).frame()) == (GUEST, [])
 
 
 def test_ipv4_source() -> None:
@@ -85,7 +87,7 @@ def test_ipv4_unusable_sources(src: str) -> None:
 
 
 def test_ipv4_too_short_shows_nothing_but_the_mac() -> None:
-    frame = l2.Ethernet(PEER, GUEST, l2.ETH_P_IP, b"\x45" * 19).encode()[:33]
+    frame = frames.Ethernet(PEER, GUEST, frames.ETH_P_IP, b"\x45" * 19).encode()[:33]
     assert frame_addresses(frame) == (GUEST, [])
 
 
@@ -105,21 +107,21 @@ def test_na_shows_source_and_target_once_each() -> None:
 
 
 def test_unsolicited_na_shows_its_target() -> None:
-    frame = l2.unsolicited_na_frame(GUEST, GUEST6)  # from the address itself, to ff02::1
+    frame = nd.unsolicited_na_frame(GUEST, GUEST6)  # from the address itself, to ff02::1
     assert frame_addresses(frame) == (GUEST, [GUEST6])
 
 
 def test_ns_shows_its_source_not_its_target() -> None:
-    frame = l2.ns_frame(GUEST, LL6, GW6)
+    frame = nd.ns_frame(GUEST, LL6, GW6)
     assert frame_addresses(frame) == (GUEST, [LL6])
 
 
 def test_dad_ns_shows_nothing() -> None:
-    assert frame_addresses(l2.ns_frame(GUEST, l2.UNSPECIFIED6, GUEST6)) == (GUEST, [])
+    assert frame_addresses(nd.ns_frame(GUEST, nd.UNSPECIFIED6, GUEST6)) == (GUEST, [])
 
 
 def test_malformed_na_still_shows_the_source() -> None:
-    body = bytes([l2.ICMP6_NA]) + b"\0" * 5  # too short to be an NA
+    body = bytes([nd.ICMP6_NA]) + b"\0" * 5  # too short to be an NA
     assert frame_addresses(ipv6_frame(str(GUEST6), next_header=58, body=body)) == (
         GUEST,
         [GUEST6],
@@ -127,15 +129,15 @@ def test_malformed_na_still_shows_the_source() -> None:
 
 
 def test_multicast_na_target_is_not_learned() -> None:
-    advert = l2.NeighborAdvertisement(GUEST6, override=True, tllao=GUEST)
-    good = l2.na_frame(GUEST, LL6, l2.ALL_NODES, advert)
+    advert = nd.NeighborAdvertisement(GUEST6, override=True, tllao=GUEST)
+    good = nd.na_frame(GUEST, LL6, nd.ALL_NODES, advert)
     bad = good.replace(GUEST6.packed, IPv6Address("ff02::2").packed)  # checksum unchecked
     assert frame_addresses(good) == (GUEST, [LL6, GUEST6])
     assert frame_addresses(bad) == (GUEST, [LL6])
 
 
 def test_other_ethertypes_show_nothing() -> None:
-    frame = l2.Ethernet(PEER, GUEST, 0x88CC, b"\0" * 46).encode()
+    frame = frames.Ethernet(PEER, GUEST, 0x88CC, b"\0" * 46).encode()
     assert frame_addresses(frame) == (GUEST, [])
 
 
@@ -144,11 +146,11 @@ def test_other_ethertypes_show_nothing() -> None:
     [
         b"",
         b"\x00" * 13,
-        l2.Ethernet(PEER, GUEST, 0x0100, b"\0" * 46).encode(),  # 802.3 length
-        l2.Ethernet(PEER, GUEST, l2.ETH_P_ARP, b"\0" * 10).encode()[:24],  # short ARP
-        l2.Ethernet(PEER, GUEST, l2.ETH_P_ARP, b"\0" * 28).encode(),  # htype 0
-        l2.Ethernet(PEER, GUEST, l2.ETH_P_IPV6, b"\x40" + b"\0" * 39).encode(),  # version 4
-        l2.Ethernet(PEER, GUEST, l2.ETH_P_IPV6, b"\x60").encode()[:15],  # truncated
+        frames.Ethernet(PEER, GUEST, 0x0100, b"\0" * 46).encode(),  # 802.3 length
+        frames.Ethernet(PEER, GUEST, frames.ETH_P_ARP, b"\0" * 10).encode()[:24],  # short ARP
+        frames.Ethernet(PEER, GUEST, frames.ETH_P_ARP, b"\0" * 28).encode(),  # htype 0
+        frames.Ethernet(PEER, GUEST, frames.ETH_P_IPV6, b"\x40" + b"\0" * 39).encode(),  # version 4
+        frames.Ethernet(PEER, GUEST, frames.ETH_P_IPV6, b"\x60").encode()[:15],  # truncated
     ],
 )
 def test_garbage_gives_nothing(frame: bytes) -> None:
@@ -164,7 +166,9 @@ def test_frame_addresses_never_raises(frame: bytes) -> None:
 
 
 @FUZZ
-@given(st.sampled_from([l2.ETH_P_ARP, l2.ETH_P_IP, l2.ETH_P_IPV6]), st.binary(max_size=120))
+@given(
+    st.sampled_from([frames.ETH_P_ARP, frames.ETH_P_IP, frames.ETH_P_IPV6]), st.binary(max_size=120)
+)
 def test_frame_addresses_never_raises_on_known_ethertypes(ethertype: int, tail: bytes) -> None:
     frame = PEER + GUEST + struct.pack("!H", ethertype) + tail
     mac, found = frame_addresses(frame)
@@ -203,7 +207,8 @@ def test_unusable_addresses_are_never_learned(ip: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "mac", [b"\x01\x00\x5e\x00\x00\x01", l2.BROADCAST_MAC, l2.ZERO_MAC, b"\x02\0\0\0\0", b""]
+    "mac",
+    [b"\x01\x00\x5e\x00\x00\x01", frames.BROADCAST_MAC, frames.ZERO_MAC, b"\x02\0\0\0\0", b""],
 )
 def test_bad_macs_are_never_learned(mac: bytes) -> None:
     assert table().learn(GUEST4, mac, 3) is None
@@ -215,7 +220,7 @@ def test_new_then_refreshed() -> None:
     assert first is not None and first[1] is True
     binding = first[0]
     assert (binding.mac, binding.port, binding.seen) == (GUEST, 3, 100.0)
-    t.clock.t = 150.0  # type: ignore[attr-defined]
+    cast(Clock, t.clock).t = 150.0  # table() gives each table a Clock
     again = t.learn(GUEST4, GUEST, 3)
     assert again is not None and again[1] is False
     assert again[0].index == binding.index and again[0].seen == 150.0

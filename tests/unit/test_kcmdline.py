@@ -13,8 +13,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mosnet import kcmdline
-from mosnet.kcmdline import Param
+from mosnet.config import kcmdline
+from mosnet.config.kcmdline import Param
 
 FUZZ = settings(max_examples=3000, deadline=None, suppress_health_check=list(HealthCheck))
 KERNEL_SPACE = b" \t\n\v\f\r\xa0"

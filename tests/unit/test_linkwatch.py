@@ -1,11 +1,11 @@
-"""mosnet.linkwatch: parsing rtnetlink link notifications and the ifindex filter."""
+"""mosnet.l2.linkwatch: parsing rtnetlink link notifications and the ifindex filter."""
 
 from __future__ import annotations
 
 import struct
 
-from mosnet import linkwatch
-from mosnet.linkwatch import IFF_LOWER_UP, RTM_DELLINK, RTM_NEWLINK, index_filter, parse
+from mosnet.l2 import linkwatch
+from mosnet.l2.linkwatch import IFF_LOWER_UP, RTM_DELLINK, RTM_NEWLINK, index_filter, parse
 
 IFF_UP = 0x1
 
@@ -40,7 +40,9 @@ def test_truncated_or_garbage_stops_quietly() -> None:
 
 def _run_filter(program: bytes, packet: bytes) -> int:
     """Just enough of a classic BPF interpreter for index_filter."""
-    ins = [struct.unpack_from("HBBI", program, i) for i in range(0, len(program), 8)]
+    ins: list[tuple[int, int, int, int]] = [
+        struct.unpack_from("HBBI", program, i) for i in range(0, len(program), 8)
+    ]
     pc, acc = 0, 0
     while True:
         code, jt, jf, k = ins[pc]

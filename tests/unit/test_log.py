@@ -6,21 +6,7 @@ import logging
 
 import pytest
 
-from mosnet import log
-
-
-@pytest.mark.parametrize(
-    ("cmdline", "echoes"),
-    [
-        ("root=/dev/vda", True),
-        ("root=/dev/vda quiet", False),
-        ("loglevel=4", False),
-        ("loglevel=7", True),
-        ("loglevel=x", True),
-    ],
-)
-def test_kernel_echoes_info_follows_quiet_and_loglevel(cmdline: str, echoes: bool) -> None:
-    assert log.kernel_echoes_info(cmdline) is echoes
+from mosnet.base import log
 
 
 def test_never_silent_without_kmsg_and_console(capfd: pytest.CaptureFixture[str]) -> None:

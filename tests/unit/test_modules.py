@@ -8,8 +8,9 @@ import subprocess
 
 import pytest
 
-from init import modules, syscalls
-from init.modules import Loader, ModuleIndex
+from init import modindex, modules, syscalls
+from init.modindex import ModuleIndex
+from init.modules import Loader
 
 DEP = """\
 kernel/drivers/net/virtio_net.ko: kernel/drivers/net/net_failover.ko kernel/net/core/failover.ko \
@@ -83,7 +84,7 @@ class Kernel:
         self.hooks: dict[str, list[tuple[pathlib.Path, str]]] = {}
 
     def __call__(self, fd: int, params: str, flags: int) -> None:
-        name = modules.modname(os.readlink(f"/proc/self/fd/{fd}"))
+        name = modindex.modname(os.readlink(f"/proc/self/fd/{fd}"))
         self.flags[name] = flags
         if name in self.fail:
             raise OSError(self.fail[name], os.strerror(self.fail[name]))
@@ -98,9 +99,9 @@ def loader(modroot: pathlib.Path, kernel: Kernel, proc: str = "/nonexistent") ->
 
 
 def test_modname() -> None:
-    assert modules.modname("kernel/a/snd-hda-intel.ko.zst") == "snd_hda_intel"
-    assert modules.modname("e1000e.ko") == "e1000e"
-    assert modules.modname("crc32c-intel") == "crc32c_intel"
+    assert modindex.modname("kernel/a/snd-hda-intel.ko.zst") == "snd_hda_intel"
+    assert modindex.modname("e1000e.ko") == "e1000e"
+    assert modindex.modname("crc32c-intel") == "crc32c_intel"
 
 
 def test_index_parsing(modroot: pathlib.Path) -> None:

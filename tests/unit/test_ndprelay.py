@@ -1,6 +1,6 @@
-"""The NDP relay of the Linux-bridge backend (mosnet.ndprelay), without sockets.
+"""The NDP relay of the Linux-bridge backend (mosnet.macnat.ndprelay), without sockets.
 
-``rewrite`` is checked with mosnet.l2 (checksum verified) and re-parsed by
+``rewrite`` is checked with mosnet.l2.nd (checksum verified) and re-parsed by
 scapy, whose recomputed ICMPv6 checksum must equal ours; ``guest_port`` runs
 on a fake sysfs tree; ``Relay.handle`` on a fake socket that records sendto.
 """
@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import pathlib
+import socket
 import struct
 from ipaddress import IPv4Address, IPv6Address
+from typing import cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,14 +20,15 @@ from hypothesis import strategies as st
 from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6ND_NS, IPv6
 from scapy.layers.l2 import Ether
 
-from mosnet import guests, l2, ndprelay
-from mosnet.ndprelay import Relay, guest_port, rewrite
+from mosnet.l2 import frames, nd
+from mosnet.macnat import guests, ndprelay
+from mosnet.macnat.ndprelay import Relay, guest_port, rewrite
 
 NAT = bytes.fromhex("02aa00000001")
 GUEST = bytes.fromhex("02cc00000003")
 PROVIDER = bytes.fromhex("02bb00000002")
-GUEST_LL = l2.link_local_eui64(GUEST)
-PROVIDER_LL = l2.link_local_eui64(PROVIDER)
+GUEST_LL = nd.link_local_eui64(GUEST)
+PROVIDER_LL = nd.link_local_eui64(PROVIDER)
 GUEST6, GW6, HOST6 = map(IPv6Address, ("fd00:70::50", "fe80::1", "fd00:70::10"))
 GUEST4, GW4 = IPv4Address("10.70.0.50"), IPv4Address("10.70.0.1")
 
@@ -50,16 +53,21 @@ class FakeSocket:
         return len(data)
 
 
+def as_socket(fake: FakeSocket) -> socket.socket:
+    """The relay only sends on the socket it is given: the fake does that much."""
+    return cast(socket.socket, fake)
+
+
 def ns(src: IPv6Address = GUEST_LL, target: IPv6Address = GW6, mac: bytes = GUEST) -> bytes:
-    return l2.ns_frame(mac, src, target)
+    return nd.ns_frame(mac, src, target)
 
 
 def na(flags: tuple[bool, bool, bool] = (True, True, False), tllao: bytes | None = GUEST,
        dst: IPv6Address = PROVIDER_LL) -> bytes:  # fmt: skip
     router, solicited, override = flags
-    advert = l2.NeighborAdvertisement(GUEST6, router, solicited, override, tllao)
+    advert = nd.NeighborAdvertisement(GUEST6, router, solicited, override, tllao)
     dst_mac = None if dst.is_multicast else PROVIDER
-    return l2.na_frame(GUEST, GUEST6, dst, advert, dst_mac=dst_mac)
+    return nd.na_frame(GUEST, GUEST6, dst, advert, dst_mac=dst_mac)
 
 
 def with_ip6(frame: bytes, **changes: int) -> bytes:
@@ -71,10 +79,10 @@ def with_ip6(frame: bytes, **changes: int) -> bytes:
     return frame[:14] + struct.pack("!IHBB", word, plen, nh, hops) + frame[22:]
 
 
-def decoded(frame: bytes) -> tuple[l2.Ethernet, l2.IPv6, object]:
-    eth = l2.Ethernet.decode(frame)
-    ip6 = l2.IPv6.decode(eth.payload)
-    return eth, ip6, l2.decode_ndp(ip6, check_sum=True)
+def decoded(frame: bytes) -> tuple[frames.Ethernet, nd.IPv6, object]:
+    eth = frames.Ethernet.decode(frame)
+    ip6 = nd.IPv6.decode(eth.payload)
+    return eth, ip6, nd.decode_ndp(ip6, check_sum=True)
 
 
 def scapy_checksum_ok(frame: bytes, layer: type) -> bool:
@@ -93,9 +101,9 @@ def test_ns_gets_the_nat_mac_outside_and_in_its_sllao() -> None:
     assert out is not None
     eth, ip6, msg = decoded(out)
     orig_eth, orig_ip6, _ = decoded(frame)
-    assert (eth.src, eth.dst, eth.ethertype) == (NAT, orig_eth.dst, l2.ETH_P_IPV6)
+    assert (eth.src, eth.dst, eth.ethertype) == (NAT, orig_eth.dst, frames.ETH_P_IPV6)
     assert (ip6.src, ip6.dst, ip6.hop_limit) == (orig_ip6.src, orig_ip6.dst, 255)
-    assert msg == l2.NeighborSolicitation(GW6, NAT)
+    assert msg == nd.NeighborSolicitation(GW6, NAT)
     assert GUEST not in out
     assert scapy_checksum_ok(out, ICMPv6ND_NS)
 
@@ -105,14 +113,14 @@ def test_ns_gets_the_nat_mac_outside_and_in_its_sllao() -> None:
 def test_na_gets_the_nat_mac_in_its_tllao_and_keeps_its_flags(
     flags: tuple[bool, bool, bool],
 ) -> None:
-    dst = l2.ALL_NODES if not flags[1] else PROVIDER_LL
+    dst = nd.ALL_NODES if not flags[1] else PROVIDER_LL
     frame = na(flags, dst=dst)
     out = rewrite(frame, NAT)
     assert out is not None
     eth, ip6, msg = decoded(out)
-    assert eth.src == NAT and eth.dst == l2.Ethernet.decode(frame).dst
+    assert eth.src == NAT and eth.dst == frames.Ethernet.decode(frame).dst
     assert (ip6.src, ip6.dst, ip6.hop_limit) == (GUEST6, dst, 255)
-    assert msg == l2.NeighborAdvertisement(GUEST6, *flags, tllao=NAT)
+    assert msg == nd.NeighborAdvertisement(GUEST6, *flags, tllao=NAT)
     assert GUEST not in out
     assert scapy_checksum_ok(out, ICMPv6ND_NA)
     na_layer = Ether(out)[ICMPv6ND_NA]
@@ -123,18 +131,18 @@ def test_na_without_tllao_stays_without() -> None:
     out = rewrite(na(tllao=None), NAT)
     assert out is not None
     _, _, msg = decoded(out)
-    assert msg == l2.NeighborAdvertisement(GUEST6, True, True, False, None)
-    assert l2.Ethernet.decode(out).src == NAT
+    assert msg == nd.NeighborAdvertisement(GUEST6, True, True, False, None)
+    assert frames.Ethernet.decode(out).src == NAT
 
 
 def test_dad_ns_stays_without_an_option() -> None:
-    frame = ns(src=l2.UNSPECIFIED6, target=GUEST6)
+    frame = ns(src=nd.UNSPECIFIED6, target=GUEST6)
     out = rewrite(frame, NAT)
     assert out is not None
     eth, ip6, msg = decoded(out)
-    assert eth.src == NAT and eth.dst == l2.multicast_mac(l2.solicited_node(GUEST6))
-    assert ip6.src == l2.UNSPECIFIED6 and ip6.dst == l2.solicited_node(GUEST6)
-    assert msg == l2.NeighborSolicitation(GUEST6, None)
+    assert eth.src == NAT and eth.dst == nd.multicast_mac(nd.solicited_node(GUEST6))
+    assert ip6.src == nd.UNSPECIFIED6 and ip6.dst == nd.solicited_node(GUEST6)
+    assert msg == nd.NeighborSolicitation(GUEST6, None)
     assert len(out) == len(frame)
 
 
@@ -158,17 +166,19 @@ def test_other_options_are_dropped_and_the_sllao_kept() -> None:
     eth, ip6, _ = decoded(frame)
     nonce = bytes((14, 1)) + b"\x11" * 6
     icmp = ip6.payload + nonce
-    packet = l2.IPv6(ip6.src, ip6.dst, 58, 255, icmp).encode()
-    out = rewrite(l2.Ethernet(eth.dst, eth.src, l2.ETH_P_IPV6, packet).encode(), NAT)
+    packet = nd.IPv6(ip6.src, ip6.dst, 58, 255, icmp).encode()
+    out = rewrite(frames.Ethernet(eth.dst, eth.src, frames.ETH_P_IPV6, packet).encode(), NAT)
     assert out is not None
     _, ip6_out, msg = decoded(out)
-    assert msg == l2.NeighborSolicitation(GW6, NAT)
+    assert msg == nd.NeighborSolicitation(GW6, NAT)
     assert b"\x11" * 6 not in out
 
 
 def _ipv6_frame(payload: bytes, next_header: int = 58, hops: int = 255) -> bytes:
-    packet = l2.IPv6(GUEST_LL, l2.ALL_NODES, next_header, hops, payload).encode()
-    return l2.Ethernet(l2.multicast_mac(l2.ALL_NODES), GUEST, l2.ETH_P_IPV6, packet).encode()
+    packet = nd.IPv6(GUEST_LL, nd.ALL_NODES, next_header, hops, payload).encode()
+    return frames.Ethernet(
+        nd.multicast_mac(nd.ALL_NODES), GUEST, frames.ETH_P_IPV6, packet
+    ).encode()
 
 
 @pytest.mark.parametrize(
@@ -176,7 +186,7 @@ def _ipv6_frame(payload: bytes, next_header: int = 58, hops: int = 255) -> bytes
     [
         b"",
         b"\x02" * 13,
-        l2.arp_request(GUEST, GUEST4, GW4).frame(),
+        frames.arp_request(GUEST, GUEST4, GW4).frame(),
         _ipv6_frame(b"\0" * 8, next_header=17),  # UDP
         _ipv6_frame(bytes((128, 0, 0, 0)) + b"\0" * 4),  # echo request
         _ipv6_frame(bytes((133, 0, 0, 0)) + b"\0" * 4 + b"\x01\x01" + GUEST),  # RS
@@ -184,7 +194,7 @@ def _ipv6_frame(payload: bytes, next_header: int = 58, hops: int = 255) -> bytes
         _ipv6_frame(bytes((135, 1, 0, 0)) + b"\0" * 20),  # code 1
         with_ip6(ns(), hops=64),  # off-link
         ns()[:60],  # truncated IPv6 payload
-        l2.Ethernet(PROVIDER, GUEST, 0x0100, b"\0" * 46).encode(),  # 802.3
+        frames.Ethernet(PROVIDER, GUEST, 0x0100, b"\0" * 46).encode(),  # 802.3
     ],
 )
 def test_non_ndp_and_malformed_frames_give_none(frame: bytes) -> None:
@@ -199,7 +209,7 @@ def test_rewrite_never_raises(tail: bytes, cut: int, ndp_prefix: bool) -> None:
     if out is not None:
         eth, _, msg = decoded(out)
         assert eth.src == NAT
-        assert isinstance(msg, l2.NeighborSolicitation | l2.NeighborAdvertisement)
+        assert isinstance(msg, nd.NeighborSolicitation | nd.NeighborAdvertisement)
 
 
 # --- guest_port ---------------------------------------------------------------------
@@ -264,8 +274,8 @@ def relay(clock: Clock | None = None) -> Relay:
 def test_a_guest_ns_is_relayed_rewritten_and_its_source_learned(fake_ports: list[str]) -> None:
     r, out = relay(), FakeSocket()
     frame = ns()
-    r.handle(frame, "c0", out)  # type: ignore[arg-type]
-    assert out.sent == [(rewrite(frame, NAT), ("up0", l2.ETH_P_IPV6))]
+    r.handle(frame, "c0", as_socket(out))
+    assert out.sent == [(rewrite(frame, NAT), ("up0", frames.ETH_P_IPV6))]
     assert r.relayed == 1
     binding = r.table.get(GUEST_LL)
     assert binding is not None and binding.mac == GUEST
@@ -273,50 +283,50 @@ def test_a_guest_ns_is_relayed_rewritten_and_its_source_learned(fake_ports: list
 
 def test_a_guest_na_is_relayed_and_its_target_learned(fake_ports: list[str]) -> None:
     r, out = relay(), FakeSocket()
-    r.handle(na(), "c1", out)  # type: ignore[arg-type]
+    r.handle(na(), "c1", as_socket(out))
     (sent, addr) = out.sent[0]
-    assert addr == ("up0", l2.ETH_P_IPV6)
+    assert addr == ("up0", frames.ETH_P_IPV6)
     _, _, msg = decoded(sent)
-    assert isinstance(msg, l2.NeighborAdvertisement) and msg.tllao == NAT
+    assert isinstance(msg, nd.NeighborAdvertisement) and msg.tllao == NAT
     assert GUEST6 in r.table
 
 
 def test_a_guest_arp_is_learned_not_relayed(fake_ports: list[str]) -> None:
     r, out = relay(), FakeSocket()
-    r.handle(l2.arp_request(GUEST, GUEST4, GW4).frame(), "c0", out)  # type: ignore[arg-type]
+    r.handle(frames.arp_request(GUEST, GUEST4, GW4).frame(), "c0", as_socket(out))
     assert out.sent == [] and GUEST4 in r.table and r.relayed == 0
 
 
 def test_a_guest_dad_ns_is_relayed_but_teaches_nothing(fake_ports: list[str]) -> None:
     r, out = relay(), FakeSocket()
-    r.handle(ns(src=l2.UNSPECIFIED6, target=GUEST6), "c0", out)  # type: ignore[arg-type]
+    r.handle(ns(src=nd.UNSPECIFIED6, target=GUEST6), "c0", as_socket(out))
     assert len(out.sent) == 1 and len(r.table) == 0
 
 
 def test_reserved_addresses_are_relayed_but_not_learned(fake_ports: list[str]) -> None:
     r, out = relay(), FakeSocket()
-    r.handle(na().replace(GUEST6.packed, HOST6.packed), "c0", out)  # type: ignore[arg-type]
+    r.handle(na().replace(GUEST6.packed, HOST6.packed), "c0", as_socket(out))
     assert HOST6 not in r.table and GUEST6 not in r.table
 
 
 @pytest.mark.parametrize("ifname", ["up0", "br-mosnet", "d0", "lo"])
 def test_frames_from_other_interfaces_are_ignored(fake_ports: list[str], ifname: str) -> None:
     r, out = relay(), FakeSocket()
-    r.handle(ns(), ifname, out)  # type: ignore[arg-type]
-    r.handle(l2.arp_request(GUEST, GUEST4, GW4).frame(), ifname, out)  # type: ignore[arg-type]
+    r.handle(ns(), ifname, as_socket(out))
+    r.handle(frames.arp_request(GUEST, GUEST4, GW4).frame(), ifname, as_socket(out))
     assert out.sent == [] and len(r.table) == 0
 
 
 def test_frames_from_the_nat_mac_are_ignored(fake_ports: list[str]) -> None:
     r, out = relay(), FakeSocket()
-    r.handle(ns(mac=NAT), "c0", out)  # type: ignore[arg-type]
+    r.handle(ns(mac=NAT), "c0", as_socket(out))
     assert out.sent == [] and len(r.table) == 0
     assert fake_ports == []  # not even asked
 
 
 def test_non_ndp_ipv6_is_not_relayed(fake_ports: list[str]) -> None:
     r, out = relay(), FakeSocket()
-    r.handle(_ipv6_frame(b"\0" * 8, next_header=17), "c0", out)  # type: ignore[arg-type]
+    r.handle(_ipv6_frame(b"\0" * 8, next_header=17), "c0", as_socket(out))
     assert out.sent == []
 
 
@@ -328,19 +338,19 @@ def test_the_token_bucket_caps_the_relay(
     clock = Clock()
     r, out = relay(clock), FakeSocket()
     for _ in range(10):
-        r.handle(ns(), "c0", out)  # type: ignore[arg-type]
+        r.handle(ns(), "c0", as_socket(out))
     assert len(out.sent) == 3 and r.relayed == 3
     clock.t += 1.0
     for _ in range(10):
-        r.handle(ns(), "c0", out)  # type: ignore[arg-type]
+        r.handle(ns(), "c0", as_socket(out))
     assert len(out.sent) == 5
-    r.handle(l2.arp_request(GUEST, GUEST4, GW4).frame(), "c0", out)  # type: ignore[arg-type]
+    r.handle(frames.arp_request(GUEST, GUEST4, GW4).frame(), "c0", as_socket(out))
     assert GUEST4 in r.table  # learning goes on when the bucket is empty
 
 
 def test_a_failing_send_is_swallowed(fake_ports: list[str]) -> None:
     r, out = relay(), FakeSocket(fail=True)
-    r.handle(ns(), "c0", out)  # type: ignore[arg-type]
+    r.handle(ns(), "c0", as_socket(out))
     assert r.relayed == 0 and GUEST_LL in r.table
 
 
@@ -348,10 +358,10 @@ def test_port_verdicts_are_cached_for_a_few_seconds(fake_ports: list[str]) -> No
     clock = Clock()
     r, out = relay(clock), FakeSocket()
     for _ in range(3):
-        r.handle(ns(), "c0", out)  # type: ignore[arg-type]
+        r.handle(ns(), "c0", as_socket(out))
     assert fake_ports == ["c0"]
     clock.t += 6.0
-    r.handle(ns(), "c0", out)  # type: ignore[arg-type]
+    r.handle(ns(), "c0", as_socket(out))
     assert fake_ports == ["c0", "c0"]
 
 
@@ -380,12 +390,12 @@ def run_bpf(prog: bytes, frame: bytes) -> int:
     [
         (ns(), True),
         (na(), True),
-        (ns(src=l2.UNSPECIFIED6, target=GUEST6), True),
-        (l2.arp_request(GUEST, GUEST4, GW4).frame(), True),
+        (ns(src=nd.UNSPECIFIED6, target=GUEST6), True),
+        (frames.arp_request(GUEST, GUEST4, GW4).frame(), True),
         (_ipv6_frame(bytes((133, 0, 0, 0)) + b"\0" * 12), False),
         (_ipv6_frame(bytes((128, 0, 0, 0)) + b"\0" * 4), False),
         (_ipv6_frame(b"\0" * 8, next_header=17), False),
-        (l2.Ethernet(PROVIDER, GUEST, l2.ETH_P_IP, b"\x45" + b"\0" * 45).encode(), False),
+        (frames.Ethernet(PROVIDER, GUEST, frames.ETH_P_IP, b"\x45" + b"\0" * 45).encode(), False),
         (b"\x02" * 13, False),
     ],
 )
@@ -397,5 +407,5 @@ def test_ipv6_scapy_cross_check_of_addresses() -> None:
     out = rewrite(ns(), NAT)
     assert out is not None
     pkt = Ether(out)
-    assert pkt.src == l2.mac_str(NAT) and pkt[IPv6].hlim == 255
+    assert pkt.src == frames.mac_str(NAT) and pkt[IPv6].hlim == 255
     assert pkt[IPv6].src == str(GUEST_LL) and pkt[ICMPv6ND_NS].tgt == str(GW6)

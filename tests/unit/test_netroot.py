@@ -13,10 +13,10 @@ import pytest
 
 from init import bootcfg, netroot, nfsroot
 from init.loopdev import LoopDevice
-from init.modules import ModuleIndex
+from init.modindex import ModuleIndex
 from init.netroot import NetRootError, Seams
 from init.netrootcfg import NetRoot, NfsRoot, make_netroot, parse_nfs, parse_url
-from mosnet.errors import ParamError
+from mosnet.base.errors import ParamError
 from tests.unit.test_netroot_http import FakeServer, ok
 
 SHA = "ab" * 32
@@ -239,7 +239,12 @@ def test_tar_root_without_zstd_is_refused_before_any_request(tmp_path: Path) -> 
     server = FakeServer(ok(IMAGE))
     rig = Rig(tmp_path, server)
     asked: list[str] = []
-    rig.seams.executable = lambda path: bool(asked.append(path))
+
+    def not_executable(path: str) -> bool:
+        asked.append(path)
+        return False
+
+    rig.seams.executable = not_executable
     with pytest.raises(NetRootError, match=r"root.tar.zst: a .tar.zst root needs /usr/bin/zstd"):
         rig.run(rig.spec("tar.zst"))
     assert asked == ["/usr/bin/zstd"] and server.requests == [] and rig.mounts == []
@@ -368,7 +373,7 @@ def test_extract_real_zstd_and_busybox_tar(tmp_path: Path) -> None:
 
 
 def test_init_parameters_are_not_network_typos() -> None:
-    from mosnet import cmdline
+    from mosnet.config import cmdline
 
     line = f"mosroot=http://h/r.sqfs mosroot_sha256={SHA} mosroot_fetch_timeout=9 mosshell"
     line += " mosfirewal=x"

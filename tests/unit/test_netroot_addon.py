@@ -8,14 +8,15 @@ import json
 import shutil
 import subprocess
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import pytest
 
-from init.modules import NETROOT_MODULES, ModuleIndex
+from init.modindex import NETROOT_MODULES, ModuleIndex
 from initramfs import netrootaddon
 from initramfs.addon import AddonError
 from initramfs.build import compress
-from initramfs.kmod import load_index, plain_path
+from initramfs.kmod import StagedModules, load_index, plain_path, stage_modules
 from initramfs.listing import list_image
 from initramfs.netrootaddon import MODULE_DIR, NetrootConfig, build_netroot
 from initramfs.tree import Tree
@@ -35,7 +36,7 @@ def fake_base(path: Path) -> Path:
     tree.add_bytes("/lib/x86_64-linux-gnu/libc.so.6", b"\x7fELF base", 0o755)
     # the loader is a path, not a soname: the add-on checks it is the host's
     loader = Path("/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
-    tree.add_file(loader, loader.resolve())
+    tree.add_file(str(loader), loader.resolve())
     tree.add_symlink(LOADER, "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
     tree.add_bytes(f"/lib/modules/{KVER}/kernel/lib/base.ko", b"\x7fELF base " * 50)
     tree.add_bytes(f"/lib/modules/{KVER}/modules.dep", b"kernel/lib/base.ko:\n")
@@ -46,9 +47,11 @@ def fake_base(path: Path) -> Path:
 @pytest.fixture(autouse=True)
 def fake_depmod(monkeypatch: pytest.MonkeyPatch) -> None:
     """The fake modules are no ELF files: write the index depmod would write."""
-    real = netrootaddon.stage_modules
+    real = stage_modules
 
-    def stage(src: Path, kver: str, wanted: tuple[str, ...], staging: Path, depmod: bool):  # type: ignore[no-untyped-def]
+    def stage(
+        src: Path, kver: str, wanted: tuple[str, ...], staging: Path, depmod: bool
+    ) -> StagedModules:
         staged = real(src, kver, wanted, staging, depmod)
         index = load_index(src / "lib/modules" / kver)
         lines = [
@@ -63,15 +66,15 @@ def fake_depmod(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(netrootaddon, "stage_modules", stage)
 
 
-def config(tmp_path: Path, **kw: object) -> NetrootConfig:
-    args: dict[str, object] = dict(
+def config(tmp_path: Path, **kw: Any) -> NetrootConfig:
+    args: dict[str, Any] = dict(
         base=fake_base(tmp_path / "base.img"), kernel_root=tmp_path / "kernel", kver=KVER,
         out=tmp_path / "netroot.img", combined=tmp_path / "both.img",
         report=tmp_path / "report.json", modules=("top",), run_depmod=False, zstd_level=3,
     )  # fmt: skip
     args.update(kw)
     make_tree(tmp_path / "kernel")
-    return NetrootConfig(**args)  # type: ignore[arg-type]
+    return NetrootConfig(**args)
 
 
 @needs_zstd

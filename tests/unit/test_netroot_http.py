@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench import fuzz_httpget
-from bench.fuzz_httpget import World
+from bench.fuzz import httpget as fuzz_httpget
+from bench.fuzz.httpget import World
 from init import httpget
-from init.httpget import HttpError
+from init.httpparse import HttpError
 from init.netrootcfg import Url, parse_url
-from mosnet.errors import ParamError
+from mosnet.base.errors import ParamError
 
 URL = parse_url("http://10.0.0.1:8080/img/root.squashfs")
 

@@ -1,14 +1,14 @@
 """Fuzz: nothing a server (or a redirect chain) sends makes the mosroot= fetch
 raise anything but HttpError, and a valid reply gives its body byte-exact.
 
-Two engines, as for DHCP: the seeded mutation loop in bench/fuzz_httpget.py
+Two engines, as for DHCP: the seeded mutation loop in bench/fuzz/httpget.py
 runs MOSNET_FUZZ_CASES cases (default 100_000; each a fetch over in-memory
 connections plus a parse_url and a resolve_reference) because a plain loop
 costs ~0.3 ms a case where a hypothesis example costs ~1 ms; hypothesis
 adds MOSNET_FUZZ_EXAMPLES examples per property (default 1000) for
 shrinking and its own input shapes. A differential check fetches files from
 Python's http.server and a chunked server on loopback with httpget and with
-urllib. ``bench/fuzz_httpget.py --cases 1000000`` is the bigger run.
+urllib. ``python -m bench.fuzz.httpget --cases 1000000`` is the bigger run.
 """
 
 from __future__ import annotations
@@ -20,17 +20,19 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench import fuzz_httpget, fuzz_httpparts
-from bench.fuzz_httpget import World
+from bench.fuzz import httpget as fuzz_httpget
+from bench.fuzz import httpparts as fuzz_httpparts
+from bench.fuzz.httpget import World
 from init import httpget
-from init.httpget import HttpError
+from init.httpparse import HttpError
 from init.netrootcfg import Url, parse_url, resolve_reference
-from mosnet.errors import ParamError
+from mosnet.base.errors import ParamError
 
 CASES = int(os.environ.get("MOSNET_FUZZ_CASES", "100000"))
 EXAMPLES = int(os.environ.get("MOSNET_FUZZ_EXAMPLES", "1000"))
@@ -199,8 +201,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     (www / "root.squashfs").write_bytes(BODY)
 
     class Files(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args: object, **kw: object) -> None:
-            super().__init__(*args, directory=str(www), **kw)  # type: ignore[arg-type]
+        def __init__(self, *args: Any, **kw: Any) -> None:
+            super().__init__(*args, directory=str(www), **kw)
 
         def log_message(self, format: str, *args: object) -> None:
             pass

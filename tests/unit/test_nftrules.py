@@ -16,8 +16,8 @@ import sys
 
 import pytest
 
-from mosnet import firewall, nftrules
-from mosnet.cmdline import parse
+from mosnet.config.cmdline import parse
+from mosnet.nft import firewall, nftrules
 
 GOLDEN = pathlib.Path(__file__).resolve().parents[1] / "data" / "golden" / "nft"
 FWD2 = "8080:192.168.1.100:80/tcp,53:192.168.1.53:53/udp"
@@ -136,7 +136,7 @@ def _calls(tmp: pathlib.Path) -> list[dict[str, object]]:
 
 def test_apply_checks_then_loads_once(fake_nft: pathlib.Path, tmp_path: pathlib.Path) -> None:
     cfg = parse(f"mosfirewall=ssh mosnat=lo,{FWD2}").config
-    res = firewall.apply(cfg, nft=str(fake_nft), procsys=str(tmp_path / "proc"))
+    res = firewall.load(cfg, nft=str(fake_nft), procsys=str(tmp_path / "proc"))
     assert res.ok, res.errors
     assert res.applied == ("inet mosnet-firewall", "ip mosnet-nat")
     assert res.uplink == "lo" and res.sysctls == ("net.ipv4.ip_forward=1",)
@@ -150,7 +150,7 @@ def test_firewall_only_leaves_forwarding_alone(
     fake_nft: pathlib.Path, tmp_path: pathlib.Path
 ) -> None:
     cfg = parse("mosfirewall=ssh mosnat=none").config
-    res = firewall.apply(cfg, nft=str(fake_nft), procsys=str(tmp_path / "proc"))
+    res = firewall.load(cfg, nft=str(fake_nft), procsys=str(tmp_path / "proc"))
     assert res.applied == ("inet mosnet-firewall", "deleted ip mosnet-nat")
     assert res.sysctls == () and (tmp_path / "proc/net/ipv4/ip_forward").read_text() == "0\n"
 
@@ -159,7 +159,7 @@ def test_unknown_uplink_logged_rest_applied(
     fake_nft: pathlib.Path, tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     cfg = parse(f"mosfirewall=ssh mosnat=eth9x,{FWD2}").config
-    res = firewall.apply(cfg, nft=str(fake_nft), procsys=str(tmp_path / "proc"))
+    res = firewall.load(cfg, nft=str(fake_nft), procsys=str(tmp_path / "proc"))
     assert res.applied == ("inet mosnet-firewall", "ip mosnet-nat")
     assert res.uplink is None and "masquerade" in res.script and "dnat to" in res.script
     assert any("eth9x" in e for e in res.errors)
@@ -170,7 +170,7 @@ def test_rejected_nat_keeps_the_firewall(
 ) -> None:
     monkeypatch.setenv("FAKE_NFT_REJECT", "dnat to")
     cfg = parse(f"mosfirewall=ssh mosnat=lo,{FWD2}").config
-    res = firewall.apply(cfg, nft=str(fake_nft), procsys=str(tmp_path / "proc"))
+    res = firewall.load(cfg, nft=str(fake_nft), procsys=str(tmp_path / "proc"))
     assert res.applied == ("inet mosnet-firewall",)
     assert "mosnet-nat" not in res.script and res.sysctls == ()
     assert any("NAT" in e and "syntax error" in e for e in res.errors)
@@ -181,7 +181,7 @@ def test_rejected_everything_loads_nothing(
 ) -> None:
     monkeypatch.setenv("FAKE_NFT_REJECT", "mosnet-firewall")
     cfg = parse("mosfirewall=ssh").config
-    res = firewall.apply(cfg, nft=str(fake_nft), procsys=str(tmp_path / "proc"))
+    res = firewall.load(cfg, nft=str(fake_nft), procsys=str(tmp_path / "proc"))
     assert res.applied == () and res.script == "" and not res.ok
     assert [c["argv"] for c in _calls(tmp_path)] == [["-c", "-f", "-"]]  # never loaded
 
@@ -191,12 +191,12 @@ def test_apply_never_raises(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPa
         raise RuntimeError("render exploded")
 
     monkeypatch.setattr(nftrules, "render", boom)
-    res = firewall.apply(parse("mosfirewall=ssh").config, nft="/bin/true")
+    res = firewall.load(parse("mosfirewall=ssh").config, nft="/bin/true")
     assert not res.ok and "render exploded" in res.errors[0]
-    res = firewall.apply(parse("mosfirewall=ssh").config, nft=str(tmp_path / "missing"))
+    res = firewall.load(parse("mosfirewall=ssh").config, nft=str(tmp_path / "missing"))
     assert not res.ok
 
 
 def test_nothing_configured_runs_nothing(fake_nft: pathlib.Path, tmp_path: pathlib.Path) -> None:
-    res = firewall.apply(parse("").config, nft=str(fake_nft))
+    res = firewall.load(parse("").config, nft=str(fake_nft))
     assert res == firewall.FirewallResult() and _calls(tmp_path) == []

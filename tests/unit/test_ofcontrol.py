@@ -1,7 +1,7 @@
-"""The OpenFlow controller's state machine (mosnet.ofcontrol.Controller).
+"""The OpenFlow controller's state machine (mosnet.ovs.ofcontrol.Controller).
 
 Messages from the switch (packet-in, flow-removed, echo, error) are built by
-hand with struct, independently of mosnet.openflow's encoders; what the
+hand with struct, independently of mosnet.ovs.openflow's encoders; what the
 controller sends is taken apart again by hand (header, flow_mod fixed part,
 instructions, actions, packet_out) with only the match left to
 ``openflow.Match.decode``. The clock is injected.
@@ -20,12 +20,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mosnet import l2, ofcontrol, ofrules
-from mosnet import openflow as of
-from mosnet.ofcontrol import Controller
-from mosnet.ofrules import KIND_ADDR, KIND_BASE, KIND_GUEST, Flow, Guest, cookie
-from mosnet.proxy import ProxyConfig
-from mosnet.proxyd import Limits
+from mosnet.l2 import frames, nd
+from mosnet.ovs import ofcontrol, ofrules
+from mosnet.ovs import openflow as of
+from mosnet.ovs.ofcontrol import Controller
+from mosnet.ovs.ofrules import KIND_ADDR, KIND_BASE, KIND_GUEST, Flow, Guest, cookie
+from mosnet.proxy.answers import ProxyConfig
+from mosnet.proxy.proxyd import Limits
 
 NAT = bytes.fromhex("02aa00000001")
 PROVIDER = bytes.fromhex("02bb00000002")
@@ -35,8 +36,8 @@ HOST4, GW4 = IPv4Address("10.70.0.10"), IPv4Address("10.70.0.1")
 HOST6, GW6 = IPv6Address("fd00:70::10"), IPv6Address("fe80::1")
 GUEST4, GUEST4B, FREE4 = map(IPv4Address, ("10.70.0.50", "10.70.0.60", "10.70.0.99"))
 GUEST6 = IPv6Address("fd00:70::50")
-PROVIDER_LL = l2.link_local_eui64(PROVIDER)
-GUEST_LL = l2.link_local_eui64(GUEST)
+PROVIDER_LL = nd.link_local_eui64(PROVIDER)
+GUEST_LL = nd.link_local_eui64(GUEST)
 CFG = ProxyConfig(NAT, frozenset({HOST4}), frozenset({HOST6}), frozenset({GW4, GW6}))
 BASE, GUEST_COOKIE = cookie(KIND_BASE), cookie(KIND_GUEST)
 OFPT_ECHO_REQUEST, OFPT_ECHO_REPLY, OFPT_SET_CONFIG, OFPT_FLOW_MOD = 2, 3, 9, 14
@@ -59,6 +60,13 @@ def make(limits: Limits | None = None) -> tuple[Controller, Clock]:
     if limits is None:
         return Controller(CFG, clock), clock
     return Controller(CFG, clock, limits=limits), clock
+
+
+def learned_index(ctl: Controller, ip: IPv4Address | IPv6Address) -> int:
+    """The index the controller gave a guest address it learned."""
+    binding = ctl.addresses.get(ip)
+    assert binding is not None, ip
+    return binding.index
 
 
 # --- messages from the switch, by hand ----------------------------------------------
@@ -208,20 +216,20 @@ def assert_delete_by_cookie(p: FlowMod, want: int) -> None:
 
 
 def uplink_arp(tpa: IPv4Address, sha: bytes = PROVIDER) -> bytes:
-    return l2.arp_request(sha, GW4, tpa).frame()
+    return frames.arp_request(sha, GW4, tpa).frame()
 
 
 def uplink_ns(target: IPv6Address) -> bytes:
-    return l2.ns_frame(PROVIDER, PROVIDER_LL, target)
+    return nd.ns_frame(PROVIDER, PROVIDER_LL, target)
 
 
 def guest_arp(spa: IPv4Address = GUEST4, mac: bytes = GUEST) -> bytes:
-    return l2.arp_request(mac, spa, GW4).frame()
+    return frames.arp_request(mac, spa, GW4).frame()
 
 
 def guest_na(target: IPv6Address = GUEST6, mac: bytes = GUEST) -> bytes:
-    advert = l2.NeighborAdvertisement(target, override=True, tllao=mac)
-    return l2.na_frame(mac, target, l2.ALL_NODES, advert)
+    advert = nd.NeighborAdvertisement(target, override=True, tllao=mac)
+    return nd.na_frame(mac, target, nd.ALL_NODES, advert)
 
 
 Parsed = list[FlowMod | PacketOut | Other]
@@ -313,7 +321,7 @@ def test_switch_errors_are_counted() -> None:
         b"\x04\x0a\x00\x08",
         header(OFPT_PACKET_IN, 1, b"")[:-1] + b"\0\0",  # length field disagrees
         header(OFPT_PACKET_IN, 1, b"\0" * 4),  # truncated packet-in
-        packet_in(l2.arp_request(PROVIDER, GW4, HOST4).frame(), 1, version=1),
+        packet_in(frames.arp_request(PROVIDER, GW4, HOST4).frame(), 1, version=1),
         packet_in(b"", 1)[:-2],  # no padding after the match
         header(OFPT_PACKET_IN, 1, struct.pack("!IHBBQ", 0, 0, 0, 0, 0) + b"\0\x02\0\x40"),
         header(OFPT_FLOW_REMOVED, 1, b"\xff" * 10),
@@ -360,9 +368,9 @@ def test_uplink_arp_request_for_the_host_is_answered_with_the_nat_mac() -> None:
     ctl, _ = make()
     reply = answer(ctl, uplink_arp(HOST4))
     assert reply is not None
-    eth = l2.Ethernet.decode(reply)
-    assert (eth.dst, eth.src, eth.ethertype) == (PROVIDER, NAT, l2.ETH_P_ARP)
-    arp = l2.Arp.decode(eth.payload)
+    eth = frames.Ethernet.decode(reply)
+    assert (eth.dst, eth.src, eth.ethertype) == (PROVIDER, NAT, frames.ETH_P_ARP)
+    arp = frames.Arp.decode(eth.payload)
     assert (arp.op, arp.sha, arp.spa, arp.tha, arp.tpa) == (2, NAT, HOST4, PROVIDER, GW4)
     assert ctl.stats.answered == 1 and ctl.stats.packet_ins == 1
 
@@ -371,12 +379,12 @@ def test_uplink_ns_for_the_host_is_answered_with_the_nat_mac() -> None:
     ctl, _ = make()
     reply = answer(ctl, uplink_ns(HOST6))
     assert reply is not None
-    eth = l2.Ethernet.decode(reply)
+    eth = frames.Ethernet.decode(reply)
     assert (eth.dst, eth.src) == (PROVIDER, NAT)
-    ip6 = l2.IPv6.decode(eth.payload)
+    ip6 = nd.IPv6.decode(eth.payload)
     assert (ip6.src, ip6.dst) == (HOST6, PROVIDER_LL)
-    na = l2.decode_ndp(ip6, check_sum=True)
-    assert isinstance(na, l2.NeighborAdvertisement)
+    na = nd.decode_ndp(ip6, check_sum=True)
+    assert isinstance(na, nd.NeighborAdvertisement)
     assert (na.target, na.tllao, na.solicited) == (HOST6, NAT, True)
 
 
@@ -388,8 +396,8 @@ def test_uplink_ns_for_the_host_is_answered_with_the_nat_mac() -> None:
         uplink_arp(GUEST4),  # not learned yet
         uplink_ns(GW6),
         uplink_ns(GUEST6),
-        l2.arp_reply(PROVIDER, GW4, NAT, HOST4).frame(dst=NAT),
-        l2.arp_request(NAT, GW4, HOST4).frame(),  # our own, looped back
+        frames.arp_reply(PROVIDER, GW4, NAT, HOST4).frame(dst=NAT),
+        frames.arp_request(NAT, GW4, HOST4).frame(),  # our own, looped back
     ],
 )
 def test_uplink_requests_we_do_not_own_get_nothing(frame: bytes) -> None:
@@ -400,7 +408,7 @@ def test_uplink_requests_we_do_not_own_get_nothing(frame: bytes) -> None:
 
 def test_uplink_frames_never_teach_guests() -> None:
     ctl, _ = make()
-    ctl.handle(packet_in(l2.arp_request(GUEST, GUEST4, GW4).frame(), 1))
+    ctl.handle(packet_in(frames.arp_request(GUEST, GUEST4, GW4).frame(), 1))
     assert ctl.guests == {} and GUEST4 not in ctl.addresses
 
 
@@ -423,7 +431,7 @@ def test_new_guest_via_the_catch_all() -> None:
     assert deletes(out) == []
     assert adds(out, KIND_BASE) == ofrules.base_flows([3])
     assert adds(out, KIND_GUEST) == ofrules.guest_flows(guest, NAT, [3])
-    index = ctl.addresses.get(GUEST4).index  # type: ignore[union-attr]
+    index = learned_index(ctl, GUEST4)
     assert adds(out, KIND_ADDR) == ofrules.address_flows(GUEST4, guest, index)
     assert {f.cookie for f in adds(out, KIND_ADDR)} == {cookie(KIND_ADDR, index)}
     po = out[-1]
@@ -446,7 +454,7 @@ def test_learned_guest_addresses_are_answered() -> None:
     learned(ctl)
     reply = answer(ctl, uplink_arp(GUEST4))
     assert reply is not None
-    arp = l2.Arp.decode(l2.Ethernet.decode(reply).payload)
+    arp = frames.Arp.decode(frames.Ethernet.decode(reply).payload)
     assert (arp.sha, arp.spa) == (NAT, GUEST4)
     assert answer(ctl, uplink_ns(GUEST6)) is None
     out = parse_all(ctl.handle(packet_in(guest_na(), 3, GUEST_COOKIE)))
@@ -454,8 +462,8 @@ def test_learned_guest_addresses_are_answered() -> None:
     assert flow.match.ipv6_dst == GUEST6 and ofrules.cookie_kind(flow.cookie) == KIND_ADDR
     reply6 = answer(ctl, uplink_ns(GUEST6))
     assert reply6 is not None
-    na = l2.decode_ndp(l2.IPv6.decode(l2.Ethernet.decode(reply6).payload))
-    assert isinstance(na, l2.NeighborAdvertisement) and (na.target, na.tllao) == (GUEST6, NAT)
+    na = nd.decode_ndp(nd.IPv6.decode(frames.Ethernet.decode(reply6).payload))
+    assert isinstance(na, nd.NeighborAdvertisement) and (na.target, na.tllao) == (GUEST6, NAT)
 
 
 def test_a_known_guest_refreshes_its_address_flows_only() -> None:
@@ -492,7 +500,7 @@ def test_a_guest_claiming_the_gateway_or_a_host_address_is_not_bound(frame: byte
 
 def test_a_guest_claiming_the_host_link_local_is_not_bound() -> None:
     ctl, _ = make()
-    host_ll = l2.link_local_eui64(NAT)
+    host_ll = nd.link_local_eui64(NAT)
     out = parse_all(ctl.handle(packet_in(guest_na(host_ll), 3)))
     assert adds(out, KIND_ADDR) == []
     assert host_ll not in ctl.addresses
@@ -504,14 +512,14 @@ def test_a_guest_claiming_the_host_link_local_is_not_bound() -> None:
         NAT,
         bytes.fromhex("01005e000001"),
         bytes.fromhex("333300000001"),
-        l2.BROADCAST_MAC,
-        l2.ZERO_MAC,
+        frames.BROADCAST_MAC,
+        frames.ZERO_MAC,
     ],
 )
 def test_nat_mac_multicast_and_zero_sources_are_ignored(mac: bytes) -> None:
     ctl, _ = make()
-    frame = l2.Ethernet(l2.BROADCAST_MAC, mac, l2.ETH_P_ARP,
-                        l2.arp_request(GUEST, GUEST4, GW4).encode()).encode()  # fmt: skip
+    frame = frames.Ethernet(frames.BROADCAST_MAC, mac, frames.ETH_P_ARP,
+                        frames.arp_request(GUEST, GUEST4, GW4).encode()).encode()  # fmt: skip
     assert ctl.handle(packet_in(frame, 3)) == []
     assert ctl.guests == {} and len(ctl.addresses) == 0
 
@@ -524,7 +532,7 @@ def test_garbage_from_a_guest_port_teaches_nothing() -> None:
 
 def test_a_guest_frame_without_addresses_teaches_the_mac() -> None:
     ctl, _ = make()
-    frame = l2.Ethernet(PROVIDER, GUEST, 0x88CC, b"\0" * 46).encode()
+    frame = frames.Ethernet(PROVIDER, GUEST, 0x88CC, b"\0" * 46).encode()
     out = parse_all(ctl.handle(packet_in(frame, 3)))
     assert adds(out, KIND_GUEST) and adds(out, KIND_ADDR) == []
     assert packet_outs(out)[0].data == frame
@@ -569,7 +577,7 @@ def test_too_many_macs_on_one_port() -> None:
 def test_an_expired_ipv4_address_is_forgotten_and_its_flows_deleted() -> None:
     ctl, _ = make()
     learned(ctl)
-    index = ctl.addresses.get(GUEST4).index  # type: ignore[union-attr]
+    index = learned_index(ctl, GUEST4)
     out = parse_all(ctl.handle(flow_removed(cookie(KIND_ADDR, index), OFPRR_IDLE_TIMEOUT, GUEST4)))
     (delete,) = out
     assert isinstance(delete, FlowMod)
@@ -582,7 +590,7 @@ def test_an_expired_ipv4_address_is_forgotten_and_its_flows_deleted() -> None:
 def test_an_expired_ipv6_address_is_forgotten() -> None:
     ctl, _ = make()
     learned(ctl, guest_na())
-    index = ctl.addresses.get(GUEST6).index  # type: ignore[union-attr]
+    index = learned_index(ctl, GUEST6)
     out = ctl.handle(flow_removed(cookie(KIND_ADDR, index), OFPRR_IDLE_TIMEOUT, GUEST6))
     assert len(out) == 1 and GUEST6 not in ctl.addresses
     assert answer(ctl, uplink_ns(GUEST6)) is None
@@ -595,7 +603,7 @@ def test_an_expired_ipv6_address_is_forgotten() -> None:
 def test_other_flow_removals_are_ignored(which: str, reason: int) -> None:
     ctl, _ = make()
     learned(ctl)
-    index = ctl.addresses.get(GUEST4).index  # type: ignore[union-attr]
+    index = learned_index(ctl, GUEST4)
     fr_cookie = {
         "addr": cookie(KIND_ADDR, index),
         "base": BASE,
@@ -610,7 +618,7 @@ def test_other_flow_removals_are_ignored(which: str, reason: int) -> None:
 def test_a_stale_flow_removal_from_a_previous_controller_forgets_nothing() -> None:
     ctl, _ = make()  # the new controller after a restart
     learned(ctl, guest_arp(GUEST4B))  # index 1, like GUEST4 had in the previous one
-    index = ctl.addresses.get(GUEST4B).index  # type: ignore[union-attr]
+    index = learned_index(ctl, GUEST4B)
     stale = flow_removed(cookie(KIND_ADDR, index), OFPRR_IDLE_TIMEOUT, GUEST4)
     assert ctl.handle(stale) == []
     assert GUEST4B in ctl.addresses
@@ -655,7 +663,7 @@ def test_ovs_ofctl_decodes_everything_the_controller_sends() -> None:
     msgs += ctl.handle(packet_in(guest_na(), 3, GUEST_COOKIE))
     msgs += ctl.handle(packet_in(uplink_arp(GUEST4), 1))
     msgs += ctl.handle(packet_in(uplink_ns(HOST6), 1))
-    index = ctl.addresses.get(GUEST4).index  # type: ignore[union-attr]
+    index = learned_index(ctl, GUEST4)
     msgs += ctl.handle(flow_removed(cookie(KIND_ADDR, index), OFPRR_IDLE_TIMEOUT, GUEST4))
     msgs += ctl.handle(header(OFPT_ECHO_REQUEST, 7, b"abc"))
     kinds = set()

@@ -1,4 +1,4 @@
-"""br-mosnet's OpenFlow table in OVS mode (mosnet.ofrules).
+"""br-mosnet's OpenFlow table in OVS mode (mosnet.ovs.ofrules).
 
 Three layers: the flows as data (priorities, cookies, timeouts), the MAC NAT
 safety property per action list, and a small model of OVS's table lookup
@@ -19,9 +19,10 @@ from ipaddress import IPv4Address, IPv6Address
 
 import pytest
 
-from mosnet import l2, ofrules
-from mosnet import openflow as of
-from mosnet.ofrules import (
+from mosnet.l2 import frames, nd
+from mosnet.ovs import ofrules
+from mosnet.ovs import openflow as of
+from mosnet.ovs.ofrules import (
     HOST_PORT,
     KIND_ADDR,
     KIND_BASE,
@@ -36,7 +37,7 @@ from mosnet.ofrules import (
     guest_flows,
     render,
 )
-from mosnet.openflow import OFPP_CONTROLLER, Match, Output, SetField
+from mosnet.ovs.openflow import OFPP_CONTROLLER, Match, Output, SetField
 
 NAT = bytes.fromhex("02aa00000001")
 MAC_A = bytes.fromhex("02cc00000003")
@@ -47,7 +48,7 @@ A, B = Guest(3, MAC_A), Guest(4, MAC_B)
 GUEST_PORTS = [3, 4]
 A4, B4, A6 = IPv4Address("10.70.0.50"), IPv4Address("10.70.0.51"), IPv6Address("fd00:70::50")
 GW4, GW6 = IPv4Address("10.70.0.1"), IPv6Address("fe80::1")
-A_LL = l2.link_local_eui64(MAC_A)
+A_LL = nd.link_local_eui64(MAC_A)
 ETH_ARP, ETH_IP, ETH_IPV6 = 0x0806, 0x0800, 0x86DD
 OVS_OFCTL = shutil.which("ovs-ofctl") or shutil.which("ovs-ofctl", path="/usr/bin")
 
@@ -331,7 +332,7 @@ def test_ovs_ofctl_decodes_every_flow() -> None:
             assert f"idle:{flow.idle_timeout}" in text, text
         assert ("send_flow_rem" in text) == bool(flow.flags & ofrules.OFPFF_SEND_FLOW_REM), text
         if Output(NIC_PORT) in flow.actions and flow.match.in_port not in (NIC_PORT, HOST_PORT):
-            assert f"set_field:{l2.mac_str(NAT)}->eth_src,output:1" in text, text
+            assert f"set_field:{frames.mac_str(NAT)}->eth_src,output:1" in text, text
         if not flow.actions:
             assert "actions=drop" in text, text
 
@@ -341,23 +342,23 @@ def test_ovs_ofctl_decodes_every_flow() -> None:
 
 def packet_fields(frame: bytes, in_port: int) -> dict[str, object]:
     """The match fields OVS would extract from ``frame`` (those Match knows, plus nd_*)."""
-    eth = l2.Ethernet.decode(frame)
+    eth = frames.Ethernet.decode(frame)
     f: dict[str, object] = {"in_port": in_port, "eth_dst": eth.dst, "eth_src": eth.src,
                             "eth_type": eth.ethertype}  # fmt: skip
     if eth.ethertype == ETH_ARP:
-        arp = l2.Arp.decode(eth.payload)
+        arp = frames.Arp.decode(eth.payload)
         f.update(arp_op=arp.op, arp_spa=arp.spa, arp_tpa=arp.tpa, arp_sha=arp.sha, arp_tha=arp.tha)
     elif eth.ethertype == ETH_IP:
         f.update(ip_proto=eth.payload[9], ipv4_dst=IPv4Address(eth.payload[16:20]))
     elif eth.ethertype == ETH_IPV6:
-        ip6 = l2.IPv6.decode(eth.payload)
+        ip6 = nd.IPv6.decode(eth.payload)
         f.update(ip_proto=ip6.next_header, ipv6_src=ip6.src, ipv6_dst=ip6.dst)
         if ip6.next_header == 58:
             f.update(icmpv6_type=ip6.payload[0], icmpv6_code=ip6.payload[1])
             if ip6.payload[0] in (135, 136):
-                msg = l2.decode_ndp(ip6)
+                msg = nd.decode_ndp(ip6)
                 f["nd_target"] = msg.target
-                lla = msg.sllao if isinstance(msg, l2.NeighborSolicitation) else msg.tllao
+                lla = msg.sllao if isinstance(msg, nd.NeighborSolicitation) else msg.tllao
                 if lla is not None:
                     f["nd_sll" if ip6.payload[0] == 135 else "nd_tll"] = lla
             elif ip6.payload[0] in ofrules.ND_DROPPED:  # an option no set_field reaches
@@ -405,50 +406,52 @@ def run(flows: list[Flow], pkt: dict[str, object]) -> list[tuple[int, dict[str, 
 
 
 def _icmp6(src: IPv6Address, dst: IPv6Address, icmp_type: int, body: bytes = b"\0" * 20) -> bytes:
-    packet = l2.IPv6(src, dst, 58, 255, bytes((icmp_type, 0, 0, 0)) + body)
+    packet = nd.IPv6(src, dst, 58, 255, bytes((icmp_type, 0, 0, 0)) + body)
     return packet.encode()
 
 
 def ipv4(src: bytes, dst: bytes, src_ip: IPv4Address, dst_ip: IPv4Address) -> bytes:
     header = bytes.fromhex("4500001c0001000040110000") + src_ip.packed + dst_ip.packed
-    return l2.Ethernet(dst, src, ETH_IP, header + b"\0" * 8).encode()
+    return frames.Ethernet(dst, src, ETH_IP, header + b"\0" * 8).encode()
 
 
 def frame_of(kind: str, src: bytes, dst: bytes) -> bytes:
     """One frame of ``kind`` from ``src`` to ``dst`` (payload addresses follow the MACs)."""
-    ll = l2.link_local_eui64(src)
+    ll = nd.link_local_eui64(src)
     if kind == "arp_request":
-        return l2.Ethernet(dst, src, ETH_ARP, l2.arp_request(src, A4, GW4).encode()).encode()
+        return frames.Ethernet(
+            dst, src, ETH_ARP, frames.arp_request(src, A4, GW4).encode()
+        ).encode()
     if kind == "arp_reply":
-        payload = l2.arp_reply(src, A4, dst, GW4).encode()
-        return l2.Ethernet(dst, src, ETH_ARP, payload).encode()
+        payload = frames.arp_reply(src, A4, dst, GW4).encode()
+        return frames.Ethernet(dst, src, ETH_ARP, payload).encode()
     if kind == "ipv4":
         return ipv4(src, dst, A4, GW4)
     if kind == "ipv6_udp":
-        packet = l2.IPv6(A6, IPv6Address("2001:db8::1"), 17, 64, b"\0" * 8).encode()
-        return l2.Ethernet(dst, src, ETH_IPV6, packet).encode()
+        packet = nd.IPv6(A6, IPv6Address("2001:db8::1"), 17, 64, b"\0" * 8).encode()
+        return frames.Ethernet(dst, src, ETH_IPV6, packet).encode()
     if kind == "ns":
-        icmp = l2.NeighborSolicitation(GW6, src).encode(ll, l2.solicited_node(GW6))
-        packet = l2.IPv6(ll, l2.solicited_node(GW6), 58, 255, icmp).encode()
-        return l2.Ethernet(dst, src, ETH_IPV6, packet).encode()
+        icmp = nd.NeighborSolicitation(GW6, src).encode(ll, nd.solicited_node(GW6))
+        packet = nd.IPv6(ll, nd.solicited_node(GW6), 58, 255, icmp).encode()
+        return frames.Ethernet(dst, src, ETH_IPV6, packet).encode()
     if kind == "dad_ns":
-        icmp = l2.NeighborSolicitation(A6).encode(l2.UNSPECIFIED6, l2.solicited_node(A6))
-        packet = l2.IPv6(l2.UNSPECIFIED6, l2.solicited_node(A6), 58, 255, icmp).encode()
-        return l2.Ethernet(dst, src, ETH_IPV6, packet).encode()
+        icmp = nd.NeighborSolicitation(A6).encode(nd.UNSPECIFIED6, nd.solicited_node(A6))
+        packet = nd.IPv6(nd.UNSPECIFIED6, nd.solicited_node(A6), 58, 255, icmp).encode()
+        return frames.Ethernet(dst, src, ETH_IPV6, packet).encode()
     if kind == "na":
-        advert = l2.NeighborAdvertisement(A6, solicited=True, tllao=src)
-        return l2.na_frame(src, A6, GW6, advert, dst_mac=dst)
+        advert = nd.NeighborAdvertisement(A6, solicited=True, tllao=src)
+        return nd.na_frame(src, A6, GW6, advert, dst_mac=dst)
     if kind in ("rs", "ra", "redirect"):
         icmp_type = {"rs": 133, "ra": 134, "redirect": 137}[kind]
         packet = _icmp6(ll, IPv6Address("ff02::2"), icmp_type, b"\0" * 4 + b"\x01\x01" + src)
-        return l2.Ethernet(dst, src, ETH_IPV6, packet).encode()
+        return frames.Ethernet(dst, src, ETH_IPV6, packet).encode()
     raise AssertionError(kind)
 
 
 KINDS = ("arp_request", "arp_reply", "ipv4", "ipv6_udp", "ns", "dad_ns", "na", "rs", "ra",
          "redirect")  # fmt: skip
 SOURCES = (MAC_A, MAC_B, STRANGER, NAT, PROVIDER)
-DESTINATIONS = (l2.BROADCAST_MAC, NAT, MAC_A, MAC_B, PROVIDER, bytes.fromhex("3333ff000001"),
+DESTINATIONS = (frames.BROADCAST_MAC, NAT, MAC_A, MAC_B, PROVIDER, bytes.fromhex("3333ff000001"),
                 bytes.fromhex("01005e000001"), STRANGER)  # fmt: skip
 PORTS = (NIC_PORT, HOST_PORT, 3, 4, 5)
 
@@ -488,7 +491,7 @@ def test_model_unknown_guests_go_to_the_controller_only() -> None:
 
 
 def test_model_guest_arp_broadcast() -> None:
-    out = run(full_table(), packet_fields(frame_of("arp_request", MAC_A, l2.BROADCAST_MAC), 3))
+    out = run(full_table(), packet_fields(frame_of("arp_request", MAC_A, frames.BROADCAST_MAC), 3))
     assert [p for p, _ in out] == [OFPP_CONTROLLER, HOST_PORT, B.port, NIC_PORT]
     for port, sent in out[:3]:  # inside, the guest keeps its own MAC
         assert sent["eth_src"] == sent["arp_sha"] == MAC_A, port
@@ -510,15 +513,15 @@ def test_model_uplink_traffic_for_guest_addresses() -> None:
     table = full_table()
     to_a4 = ipv4(PROVIDER, NAT, GW4, A4)
     assert [(p, s["eth_dst"]) for p, s in run(table, packet_fields(to_a4, 1))] == [(3, MAC_A)]
-    reply = l2.arp_reply(PROVIDER, GW4, NAT, A4).frame(dst=NAT)
+    reply = frames.arp_reply(PROVIDER, GW4, NAT, A4).frame(dst=NAT)
     out = run(table, packet_fields(reply, 1))
     assert [(p, s["eth_dst"], s["arp_tha"]) for p, s in out] == [(3, MAC_A, MAC_A)]
-    request = l2.arp_request(PROVIDER, GW4, A4).frame()
+    request = frames.arp_request(PROVIDER, GW4, A4).frame()
     assert [p for p, _ in run(table, packet_fields(request, 1))] == [OFPP_CONTROLLER, HOST_PORT]
-    na = l2.na_frame(PROVIDER, GW6, A6, l2.NeighborAdvertisement(GW6, solicited=True,
+    na = nd.na_frame(PROVIDER, GW6, A6, nd.NeighborAdvertisement(GW6, solicited=True,
                      tllao=PROVIDER), dst_mac=NAT)  # fmt: skip
     assert [(p, s["eth_dst"]) for p, s in run(table, packet_fields(na, 1))] == [(3, MAC_A)]
-    other = l2.arp_request(PROVIDER, GW4, IPv4Address("10.70.0.99")).frame(dst=NAT)
+    other = frames.arp_request(PROVIDER, GW4, IPv4Address("10.70.0.99")).frame(dst=NAT)
     assert [p for p, _ in run(table, packet_fields(other, 1))] == [OFPP_CONTROLLER, HOST_PORT]
 
 

@@ -14,10 +14,10 @@ import threading
 import time
 from ipaddress import IPv4Address
 
-from mosnet import ofcontrol, ofsock
-from mosnet import openflow as of
-from mosnet.proxy import ProxyConfig
-from mosnet.wake import Waker
+from mosnet.base.wake import Waker
+from mosnet.ovs import ofcontrol, ofsock
+from mosnet.ovs import openflow as of
+from mosnet.proxy.answers import ProxyConfig
 
 OFPT_ECHO_REPLY, OFPT_BARRIER_REQUEST = 3, 20
 CFG = ProxyConfig(

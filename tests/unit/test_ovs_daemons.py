@@ -1,13 +1,14 @@
-"""The pure parts of mosnet.ovs: paths, listeners, the 3.1.0 handler-bug guards."""
+"""The pure parts of mosnet.ovs.vswitch: paths, listeners, the 3.1.0 handler-bug guards."""
 
 from __future__ import annotations
 
+import os
 import pathlib
 import time
 
 import pytest
 
-from mosnet import ovs, ovslisten
+from mosnet.ovs import ovslisten, vswitch
 
 
 def test_tcp_listeners(tmp_path: pathlib.Path) -> None:
@@ -38,8 +39,8 @@ def test_tcp_listeners(tmp_path: pathlib.Path) -> None:
 
 
 def test_start_without_ovs_reports(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> None:
-    monkeypatch.setattr(ovs, "find_binary", lambda name: None)
-    res = ovs.start(str(tmp_path / "run"))
+    monkeypatch.setattr(vswitch, "find_binary", lambda name: None)
+    res = vswitch.start(str(tmp_path / "run"))
     assert not res.ok and res.ovsdb_pid is None
     assert "not found" in res.errors[0]
 
@@ -48,9 +49,9 @@ def test_start_checks_the_datapath_it_was_asked_for(
     monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
 ) -> None:
     """No openvswitch.ko: the kernel datapath is refused, netdev goes on to start."""
-    monkeypatch.setattr(ovs, "find_binary", lambda name: f"/usr/bin/{name}")
-    monkeypatch.setattr(ovs.os.path, "exists", lambda path: True)
-    monkeypatch.setattr(ovs, "kernel_datapath", lambda *a, **k: False)
+    monkeypatch.setattr(vswitch, "find_binary", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(os.path, "exists", lambda path: True)
+    monkeypatch.setattr(vswitch, "kernel_datapath", lambda *a, **k: False)
     monkeypatch.delenv("MOSNET_OVS_DATAPATH", raising=False)
     seen: list[str] = []
 
@@ -58,10 +59,10 @@ def test_start_checks_the_datapath_it_was_asked_for(
         seen.append(run_dir)
         return None, "stop here"
 
-    monkeypatch.setattr(ovs, "_start_ovsdb", fake_start_ovsdb)
-    refused = ovs.start(str(tmp_path / "a"), datapath="system")
+    monkeypatch.setattr(vswitch, "_start_ovsdb", fake_start_ovsdb)
+    refused = vswitch.start(str(tmp_path / "a"), datapath="system")
     assert "system datapath not found" in refused.errors[0] and seen == []
-    netdev = ovs.start(str(tmp_path / "b"), datapath="netdev")
+    netdev = vswitch.start(str(tmp_path / "b"), datapath="netdev")
     assert netdev.errors == ("stop here",) and seen == [str(tmp_path / "b")]
 
 
@@ -69,38 +70,38 @@ def test_wait_uptime_only_when_early(monkeypatch: pytest.MonkeyPatch) -> None:
     slept: list[float] = []
     monkeypatch.setattr(time, "clock_gettime", lambda clock: 4.0)
     monkeypatch.setattr(time, "sleep", slept.append)
-    assert ovs._wait_uptime(10.0) is not None
+    assert vswitch._wait_uptime(10.0) is not None
     assert slept == [6.0]
-    assert ovs._wait_uptime(3.0) is None
+    assert vswitch._wait_uptime(3.0) is None
     assert slept == [6.0]
 
 
 def test_paths_and_controller_stay_in_run_dir() -> None:
-    p = ovs.paths("/run/x")
+    p = vswitch.paths("/run/x")
     assert all(v.startswith("/run/x/") for v in p.values())
     # ovs-vswitchd refuses punix: controllers not named <run_dir>/<bridge>.*
     assert p["controller"].startswith("/run/x/br-mosnet.")
 
 
 def test_handler_bug_in_the_log_is_an_error(tmp_path: pathlib.Path) -> None:
-    log = pathlib.Path(ovs.paths(str(tmp_path))["vswitchd_log"])
-    assert ovs.handler_bug(str(tmp_path)) is None  # no log at all
+    log = pathlib.Path(vswitch.paths(str(tmp_path))["vswitchd_log"])
+    assert vswitch.handler_bug(str(tmp_path)) is None  # no log at all
     log.write_text("bridge|INFO|bridge br-mosnet: added interface eth0 on port 1\n")
-    assert ovs.handler_bug(str(tmp_path)) is None
+    assert vswitch.handler_bug(str(tmp_path)) is None
     log.write_text(
         "ofproto_dpif_upcall|INFO|Overriding n-handler-threads to 0, "
         "setting n-revalidator-threads to 1\n"
     )
-    err = ovs.handler_bug(str(tmp_path))
+    err = vswitch.handler_bug(str(tmp_path))
     assert err is not None and "0 upcall handlers" in err
 
 
 def test_build_bridge_fails_when_the_bug_hit(
     monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
 ) -> None:
-    monkeypatch.setattr(ovs, "vsctl", lambda *a, **k: None)
-    pathlib.Path(ovs.paths(str(tmp_path))["vswitchd_log"]).write_text(ovs.HANDLER_BUG)
-    res = ovs.build_bridge("eth0", "public", "52:54:00:12:34:56", run_dir=str(tmp_path))
+    monkeypatch.setattr(vswitch, "vsctl", lambda *a, **k: None)
+    pathlib.Path(vswitch.paths(str(tmp_path))["vswitchd_log"]).write_text(vswitch.HANDLER_BUG)
+    res = vswitch.build_bridge("eth0", "public", "52:54:00:12:34:56", run_dir=str(tmp_path))
     assert not res.ok and "forward nothing" in res.errors[0]
 
 
@@ -109,15 +110,15 @@ def test_kernel_datapath_needs_the_module(tmp_path: pathlib.Path) -> None:
     (mods / "6.1.0").mkdir(parents=True)
     (sysfs / "module").mkdir(parents=True)
     args = {"sysfs": str(sysfs), "lib_modules": str(mods)}
-    assert not ovs.kernel_datapath("6.1.0", **args)
+    assert not vswitch.kernel_datapath("6.1.0", **args)
     (mods / "6.1.0" / "modules.dep").write_text(
         "kernel/net/bridge/bridge.ko: kernel/net/802/stp.ko\n"
     )
-    assert not ovs.kernel_datapath("6.1.0", **args)
+    assert not vswitch.kernel_datapath("6.1.0", **args)
     (mods / "6.1.0" / "modules.dep").write_text(
         "kernel/net/openvswitch/openvswitch.ko: kernel/net/nsh/nsh.ko\n"
     )
-    assert ovs.kernel_datapath("6.1.0", **args)
+    assert vswitch.kernel_datapath("6.1.0", **args)
     (mods / "6.1.0" / "modules.dep").unlink()
     (sysfs / "module" / "openvswitch").mkdir()
-    assert ovs.kernel_datapath("6.1.0", **args)
+    assert vswitch.kernel_datapath("6.1.0", **args)

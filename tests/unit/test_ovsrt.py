@@ -1,4 +1,4 @@
-"""The OVS runtime copy under /run (mosnet.ovsrt): manifest, install, and a real run
+"""The OVS runtime copy under /run (mosnet.ovs.ovsrt): manifest, install, and a real run
 through the copied loader (a host program stands in for the OVS daemons)."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from initramfs import elf
-from mosnet import ovsrt
-from mosnet.ovsrt import OvsRuntimeError, Runtime, parse_manifest
+from mosnet.ovs import ovsrt
+from mosnet.ovs.ovsrt import OvsRuntimeError, Runtime, parse_manifest
 
 GOOD = """# a comment
 loader /lib64/ld-linux-x86-64.so.2
@@ -104,7 +104,7 @@ def host_manifest(tmp: Path, program: str) -> Path:
     closure = elf.resolve([Path(program)])
     info = elf.read_elf(Path(program))
     assert info is not None and info.interp is not None
-    needed = set()
+    needed: set[str] = set()
     for f in closure.files:
         got = elf.read_elf(f.source)
         needed.update(got.needed if got else ())

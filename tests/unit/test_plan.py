@@ -11,14 +11,17 @@ import os
 import pathlib
 import subprocess
 import sys
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
-from mosnet import actions, bridge, links_fixture
-from mosnet.cmdline import parse
-from mosnet.config import Ip4Static, NetConfig
-from mosnet.plan import Plan, plan
+from mosnet.base.names import bridge_mac
+from mosnet.config.cmdline import parse
+from mosnet.config.model import Ip4Static, NetConfig
+from mosnet.dhcp4.lease import Lease
+from mosnet.topology import actions
+from mosnet.topology.plan import Plan, plan
+from mosnet.uplink import nicfile
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
 GOLDEN = DATA / "golden" / "plan"
@@ -60,16 +63,41 @@ CASES: dict[str, tuple[str, str, str | None]] = {
     "err_dhcp_no_offer": ("", "two_nics", None),
     "ovs_static": (V4 + " mosbridge=ovs", "one_nic", "enp3s0"),
     "ovs_dhcp": ("mosbridge=ovs", "two_nics", "eno2"),
+    "firewall_nat": (V4 + " mosfirewall=ssh,tcp:2222 mosnat=snat", "one_nic", "enp3s0"),
+    "err_no_nics_firewall_kept": (V4 + " mosfirewall=ssh", "none", None),
+    "dhcp_lease_routes": ("", "two_nics", "eno2"),
+    "dhcp_lease_p2p": ("", "two_nics", "eno2"),
 }
+# cases whose plan ran: the bound lease replaces the request (option 121; a /32)
+ACQUIRED = 1000.0
+LEASES: dict[str, Lease] = {
+    "dhcp_lease_routes": Lease(
+        IPv4Address("10.0.0.5"), 24, IPv4Address("10.0.0.1"), 3600.0, 1800.0, 3150.0, ACQUIRED,
+        routers=(IPv4Address("10.0.0.1"),), mtu=1400,
+        static_routes=(
+            (IPv4Network("0.0.0.0/0"), IPv4Address("10.0.0.254")),
+            (IPv4Network("192.168.7.0/24"), IPv4Address("10.0.0.7")),
+            (IPv4Network("10.9.0.0/16"), IPv4Address("0.0.0.0")),
+        ),
+    ),
+    "dhcp_lease_p2p": Lease(
+        IPv4Address("136.243.10.20"), 32, IPv4Address("136.243.10.1"), 86400.0, 43200.0,
+        75600.0, ACQUIRED, routers=(IPv4Address("136.243.10.1"),),
+    ),
+}  # fmt: skip
 
 
 def _render(case: str) -> str:
     cmdline, links, chosen = CASES[case]
     parsed = parse(cmdline)
     assert not parsed.errors, parsed.errors
-    nics = links_fixture.load(str(DATA / "links" / f"{links}.json"))
+    nics = nicfile.load(str(DATA / "links" / f"{links}.json"))
     head = f"# cmdline: {cmdline or '(none)'}\n# links: {links}.json, chosen: {chosen or '-'}\n"
-    return head + plan(parsed.config, nics, chosen).render()
+    the_plan = plan(parsed.config, nics, chosen)
+    if case in LEASES:  # 600 s after the lease was acquired
+        head += "# lease bound 600 s ago\n"
+        the_plan = the_plan.with_lease(LEASES[case], "mos", ACQUIRED + 600.0)
+    return head + the_plan.render()
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -89,16 +117,30 @@ def test_no_stale_golden_files() -> None:
 def test_error_plans_have_no_actions() -> None:
     for case in CASES:
         cmdline, links, chosen = CASES[case]
-        nics = links_fixture.load(str(DATA / "links" / f"{links}.json"))
+        nics = nicfile.load(str(DATA / "links" / f"{links}.json"))
         result = plan(parse(cmdline).config, nics, chosen)
         assert case.startswith("err_") == (not result.ok)
         if not result.ok:
-            assert result.actions == () and result.rollback == ()
+            assert result.actions == () and result.rollback == () and result.lease == ()
+        # the firewall does not depend on the network: planned whatever happens to it
+        assert (result.firewall is not None) == ("mosfirewall=" in cmdline)
+
+
+def test_bound_lease_replaces_the_request() -> None:
+    nics = nicfile.load(str(DATA / "links" / "two_nics.json"))
+    requested = plan(parse("").config, nics, "eno2")
+    assert [type(a) for a in requested.lease] == [actions.RequestLease]
+    bound = requested.with_lease(LEASES["dhcp_lease_p2p"], "mos", ACQUIRED + 10.0)
+    assert bound.actions == requested.actions and bound.rollback == requested.rollback
+    address, host_route, default = bound.lease
+    assert isinstance(address, actions.AddAddress) and address.lifetime == 86390
+    assert isinstance(host_route, actions.AddRoute) and host_route.gateway is None
+    assert isinstance(default, actions.AddRoute) and default.onlink and default.proto == "dhcp"
 
 
 def test_static_built_directly_matches_ip_parameter() -> None:
     # The planner does not care where the address came from.
-    nics = links_fixture.load(str(DATA / "links" / "two_nics.json"))
+    nics = nicfile.load(str(DATA / "links" / "two_nics.json"))
     cfg = NetConfig(
         ip4=Ip4Static(
             IPv4Address("192.168.1.10"), IPv4Address("192.168.1.1"), 24, "eno1", source="ip"
@@ -111,7 +153,7 @@ def test_static_built_directly_matches_ip_parameter() -> None:
 
 def test_hetzner_shape() -> None:
     cmdline, links, chosen = CASES["hetzner"]
-    nics = links_fixture.load(str(DATA / "links" / f"{links}.json"))
+    nics = nicfile.load(str(DATA / "links" / f"{links}.json"))
     p: Plan = plan(parse(cmdline).config, nics, chosen)
     veth = next(a for a in p.actions if isinstance(a, actions.CreateVeth))
     assert (veth.name, veth.mac) == ("public", "90:1b:0e:aa:bb:cc")
@@ -124,20 +166,21 @@ def test_hetzner_shape() -> None:
 
 
 def test_bridge_mac_differs_from_nic() -> None:
-    assert bridge.bridge_mac("90:1b:0e:aa:bb:cc") == "92:1b:0e:aa:bb:cc"
-    assert bridge.bridge_mac("02:00:00:00:00:01") == "00:00:00:00:00:01"
+    assert bridge_mac("90:1b:0e:aa:bb:cc") == "92:1b:0e:aa:bb:cc"
+    assert bridge_mac("02:00:00:00:00:01") == "00:00:00:00:00:01"
 
 
 def test_links_fixture_round_trip() -> None:
-    nics = links_fixture.load(str(DATA / "links" / "two_nics.json"))
-    assert links_fixture.loads(links_fixture.dumps(nics)) == nics
-    with pytest.raises(links_fixture.FixtureError):
-        links_fixture.loads('{"links": [{"name": "x"}]}')
+    nics = nicfile.load(str(DATA / "links" / "two_nics.json"))
+    assert nicfile.loads(nicfile.dumps(nics)) == nics
+    with pytest.raises(nicfile.FixtureError):
+        nicfile.loads('{"links": [{"name": "x"}]}')
 
 
 def test_plan_module_does_not_import_pyroute2() -> None:
     code = (
-        "import sys, mosnet.plan, mosnet.actions, mosnet.bridge, mosnet.cli;"
+        "import sys, mosnet.topology.plan, mosnet.topology.actions, mosnet.topology.bridge,"
+        " mosnet.cli;"
         " sys.exit('pyroute2' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
@@ -149,6 +192,19 @@ def test_cli_plan_prints_and_exit_codes(capsys: pytest.CaptureFixture[str]) -> N
     links = str(DATA / "links" / "one_nic.json")
     assert main(["plan", "--cmdline", HETZNER, "--links", links, "--chosen", "enp3s0"]) == 0
     out = capsys.readouterr().out
-    assert " 1. ip link add br-mosnet" in out and "fe80::1 dev public" in out
+    assert " 1. nft -f -: replace table bridge mosnet-macnat" in out
+    assert " 2. ip link add br-mosnet" in out and "fe80::1 dev public" in out
     assert main(["plan", "--cmdline", V4, "--links", links]) == 1
     assert "no NIC reaches the gateway" in capsys.readouterr().out
+
+
+def test_every_plan_action_has_an_executor() -> None:
+    """netapply runs every action a plan's ``actions``/``rollback``/``lease`` can hold;
+    the lease request and the firewall load are the network phase's own steps."""
+    import typing
+
+    from mosnet.topology import netapply
+
+    kinds = set(typing.get_args(actions.Action))
+    run_by_the_phase = {actions.RequestLease, actions.LoadFirewall}
+    assert set(netapply._EXECUTORS) == kinds - run_by_the_phase

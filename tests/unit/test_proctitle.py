@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import os
 
-from mosnet import proctitle
+from mosnet.base import proctitle
 
 
 def test_set_title_rewrites_cmdline_and_comm_in_a_child() -> None:
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
-        ok = proctitle.set_title("@mosnet-daemon")
+        title_set = proctitle.set_title("@mosnet-daemon")
         with open("/proc/self/comm") as f:
             comm = f.read().strip()
-        os.write(write_fd, f"{ok}|{proctitle.read_cmdline()}|{comm}".encode())
+        os.write(write_fd, f"{title_set}|{proctitle.read_cmdline()}|{comm}".encode())
         os._exit(0)
     os.close(write_fd)
     data = os.read(read_fd, 4096).decode()

@@ -1,8 +1,8 @@
-"""ARP/NDP proxy rules (mosnet.proxy.decide) and the reply rate limiter.
+"""ARP/NDP proxy rules (mosnet.proxy.answers.decide) and the reply rate limiter.
 
 Request frames are built with scapy, an implementation independent of
-mosnet.l2; replies are checked byte by byte and re-parsed by scapy, whose
-recomputed ICMPv6 checksum must equal ours.
+mosnet.l2.frames and mosnet.l2.nd; replies are checked byte by byte and re-parsed
+by scapy, whose recomputed ICMPv6 checksum must equal ours.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import socket
 import struct
 import time
 from ipaddress import IPv4Address, IPv6Address, ip_address
+from typing import cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -26,8 +27,9 @@ from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Packet
 from scapy.utils6 import in6_getnsma, in6_getnsmac
 
-from mosnet import l2, proxyd
-from mosnet.proxy import ProxyConfig, decide
+from mosnet.l2 import frames
+from mosnet.proxy import proxyd
+from mosnet.proxy.answers import ProxyConfig, decide
 
 pytestmark = pytest.mark.unit
 
@@ -325,14 +327,14 @@ class FakeSock:
 def test_flood_of_10k_requests_per_second_is_bounded() -> None:
     clock, sock = FakeClock(), FakeSock()
     limits = proxyd.Limits()
-    loop = proxyd._Loop("eth0", CFG, sock, proxyd.RateLimiter(limits, clock),  # type: ignore[arg-type]
+    loop = proxyd._Loop("eth0", CFG, cast(socket.socket, sock), proxyd.RateLimiter(limits, clock),
                         proxyd.Counters())  # fmt: skip
-    frames = [arp_req(HOST4, sha=f"02:dd:00:00:{i >> 8:02x}:{i & 255:02x}") for i in range(1000)]
-    frames += [ns(GUEST6), arp_req(FREE4)]
+    flood = [arp_req(HOST4, sha=f"02:dd:00:00:{i >> 8:02x}:{i & 255:02x}") for i in range(1000)]
+    flood += [ns(GUEST6), arp_req(FREE4)]
     start = time.process_time()
     for i in range(20_000):  # two seconds' worth at 10k/s
         clock.now += 1e-4
-        loop.handle(frames[i % len(frames)], True)
+        loop.handle(flood[i % len(flood)], True)
     cpu = time.process_time() - start
     c = loop.counters
     assert c.received == 20_000 and c.answered == len(sock.sent)
@@ -344,9 +346,9 @@ def test_flood_of_10k_requests_per_second_is_bounded() -> None:
 
 
 def test_announcement_frames_cover_every_address_but_gateways() -> None:
-    frames = proxyd.announcement_frames(CFG)
-    arps = [Ether(f)[ARP] for t, f in frames if t == 0x0806]
-    nas = [Ether(f) for t, f in frames if t == 0x86DD]
+    announced = proxyd.announcement_frames(CFG)
+    arps = [Ether(f)[ARP] for t, f in announced if t == 0x0806]
+    nas = [Ether(f) for t, f in announced if t == 0x86DD]
     assert sorted((a.op, a.psrc) for a in arps) == [
         (1, HOST4),
         (1, GUEST4),
@@ -358,4 +360,4 @@ def test_announcement_frames_cover_every_address_but_gateways() -> None:
     for p in nas:
         na = p[ICMPv6ND_NA]
         assert (na.S, na.O, p[IPv6].hlim, p[ICMPv6NDOptDstLLAddr].lladdr) == (0, 1, 255, NAT)
-    assert all(l2.ETH_P_ARP == t or f[6:12] == NAT_B for t, f in frames)
+    assert all(frames.ETH_P_ARP == t or f[6:12] == NAT_B for t, f in announced)

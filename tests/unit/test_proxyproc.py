@@ -1,4 +1,4 @@
-"""The proxy process supervisor (mosnet.proxyproc.Supervisor) with real forks.
+"""The proxy process supervisor (mosnet.daemon.proxyproc.Supervisor) with real forks.
 
 ``child_main`` is monkeypatched before the fork, so the child runs a stand-in
 (exit at once, or sleep) and leaves through ``os._exit``; backoff constants
@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from mosnet import proxyproc
-from mosnet.proxy import ProxyConfig
-from mosnet.proxyproc import ProxySpec, Supervisor
+from mosnet.daemon import proxyproc
+from mosnet.daemon.proxyproc import ProxySpec, Supervisor
+from mosnet.proxy.answers import ProxyConfig
 
 NAT = bytes.fromhex("02aa00000001")
 SPEC = ProxySpec("up0", ProxyConfig(NAT, frozenset(), frozenset(), frozenset()))

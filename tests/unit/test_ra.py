@@ -9,7 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mosnet import l2, ra, resolvconf
+from mosnet.ipv6 import ra
+from mosnet.l2 import nd
+from mosnet.state import resolvconf
 
 pytestmark = pytest.mark.unit
 
@@ -48,10 +50,10 @@ def _ra(
     lifetime: int = 1800,
 ) -> bytes:
     body = struct.pack("!BBHBBHII", 134, code, 0, 64, flags, lifetime, 0, 0) + options
-    dst = l2.ALL_NODES
-    csum = l2.icmpv6_checksum(src, dst, body)
+    dst = nd.ALL_NODES
+    csum = nd.icmpv6_checksum(src, dst, body)
     body = body[:2] + struct.pack("!H", csum) + body[4:]
-    return l2.IPv6(src, dst, l2.IPPROTO_ICMPV6, hops, body).encode()
+    return nd.IPv6(src, dst, nd.IPPROTO_ICMPV6, hops, body).encode()
 
 
 FULL = (

@@ -10,8 +10,9 @@ import re
 
 from init import bootcfg
 from initramfs import baked
-from mosnet import cmdline, kcmdline
+from mosnet.config import cmdline, kcmdline
 from qemu import recipes
+from qemu.vm import TOP
 
 
 def test_the_doc_has_exactly_the_tested_recipes() -> None:
@@ -75,5 +76,5 @@ def test_loader_specifics() -> None:
     assert "BOOTIF=01-${netX/mac:hexhyp}" in b["ipxe-script"]
     assert "IPAPPEND 2" in b["pxelinux-cfg"]
     assert recipes.dnsmasq_args(b["ipxe-dnsmasq"])[0] == "--dhcp-match=set:ipxe,175"
-    srv = recipes.block("pxelinux-dnsmasq", "10.0.0.1", recipes.TOP / "x")
-    assert f"--tftp-root={recipes.TOP}/x/tftp" in recipes.dnsmasq_args(srv)
+    srv = recipes.block("pxelinux-dnsmasq", "10.0.0.1", TOP / "x")
+    assert f"--tftp-root={TOP}/x/tftp" in recipes.dnsmasq_args(srv)

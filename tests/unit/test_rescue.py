@@ -9,6 +9,7 @@ not run in a test process.
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Callable
 from typing import NoReturn
 
 import pytest
@@ -20,7 +21,7 @@ class Ended(Exception):
     """Stands for a terminal state (halt, a shell loop) the test must not enter."""
 
 
-def _end(name: str, calls: list[str]) -> object:
+def _end(name: str, calls: list[str]) -> Callable[..., NoReturn]:
     def terminal(*args: object, **kwargs: object) -> NoReturn:
         calls.append(name)
         raise Ended(name)
@@ -42,7 +43,7 @@ def test_rescue_shell_none_without_a_runnable_sh(tmp_path: pathlib.Path) -> None
 def test_after_wipe_runs_the_shell() -> None:
     calls: list[str] = []
     with pytest.raises(Ended):
-        rescue.after_wipe(run_shell=_end("shell", calls))  # type: ignore[arg-type]
+        rescue.after_wipe(run_shell=_end("shell", calls))
     assert calls == ["shell"]
 
 

@@ -9,7 +9,7 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from mosnet import resolvconf
+from mosnet.state import resolvconf
 
 
 def test_render_limits_and_validation() -> None:

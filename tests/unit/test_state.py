@@ -11,14 +11,15 @@ from ipaddress import IPv4Address
 import pytest
 
 from init import handoff
-from mosnet import log, state
+from mosnet.base import log
 from mosnet.dhcp4.lease import Lease
-from mosnet.firewall import FirewallResult
+from mosnet.nft.firewall import FirewallResult
+from mosnet.state import statefile
 
 
 def _bump(run_dir: str, key: str, times: int) -> None:
     for _ in range(times):
-        state.update(run_dir, lambda st: st.__setitem__(key, st.get(key, 0) + 1))
+        statefile.update(run_dir, lambda st: st.__setitem__(key, st.get(key, 0) + 1))
 
 
 def test_concurrent_writers_lose_nothing(tmp_path: pathlib.Path) -> None:
@@ -30,8 +31,8 @@ def test_concurrent_writers_lose_nothing(tmp_path: pathlib.Path) -> None:
         p.start()
     for p in procs:
         p.join(30)
-    st = state.load(str(tmp_path))
-    assert (st["daemon"], st["pid1"], st["schema"]) == (80, 40, state.SCHEMA)
+    st = statefile.load(str(tmp_path))
+    assert (st["daemon"], st["pid1"], st["schema"]) == (80, 40, statefile.SCHEMA)
 
 
 @pytest.mark.parametrize(
@@ -41,17 +42,19 @@ def test_concurrent_writers_lose_nothing(tmp_path: pathlib.Path) -> None:
 )  # fmt: skip
 def test_load_says_what_is_wrong(tmp_path: pathlib.Path, content: str | None, message: str) -> None:
     if content is not None:
-        (tmp_path / state.STATE_FILE).write_text(content)
-    with pytest.raises(state.StateError, match=message):
-        state.load(str(tmp_path))
+        (tmp_path / statefile.STATE_FILE).write_text(content)
+    with pytest.raises(statefile.StateError, match=message):
+        statefile.load(str(tmp_path))
 
 
 def test_set_section_replaces_and_removes(tmp_path: pathlib.Path) -> None:
-    state.set_section(str(tmp_path), "lease", {"a": 1})
-    state.set_section(str(tmp_path), "other", 2)
-    assert state.load(str(tmp_path))["lease"] == {"a": 1}
-    state.set_section(str(tmp_path), "lease", None)
-    assert "lease" not in state.load(str(tmp_path)) and state.load(str(tmp_path))["other"] == 2
+    statefile.set_section(str(tmp_path), "lease", {"a": 1})
+    statefile.set_section(str(tmp_path), "other", 2)
+    assert statefile.load(str(tmp_path))["lease"] == {"a": 1}
+    statefile.set_section(str(tmp_path), "lease", None)
+    assert (
+        "lease" not in statefile.load(str(tmp_path)) and statefile.load(str(tmp_path))["other"] == 2
+    )
 
 
 def _lease(acquired_at: float) -> Lease:
@@ -63,7 +66,7 @@ def _lease(acquired_at: float) -> Lease:
 
 
 def test_lease_timers_become_wall_times() -> None:
-    sec = state.lease_section(_lease(100.0), "mos", now_monotonic=160.0, now_wall=1_000_000.0)
+    sec = statefile.lease_section(_lease(100.0), "mos", now_monotonic=160.0, now_wall=1_000_000.0)
     assert sec["obtained"] == 1_000_000.0 - 60
     assert sec["renew_at"] == sec["obtained"] + 1800
     assert sec["rebind_at"] == sec["obtained"] + 3150
@@ -89,23 +92,23 @@ def test_record_writes_every_section_and_keeps_a_newer_daemon_lease(
 ) -> None:
     run = str(tmp_path)
     (tmp_path / "resolv.conf").write_text("nameserver 10.0.0.53\nsearch example.org\n")
-    monkeypatch.setattr(state, "interface_snapshot", lambda ipr, names: ([], []))
+    monkeypatch.setattr(statefile, "interface_snapshot", lambda ipr, names: ([], []))
     monkeypatch.setattr(handoff, "session", _NullSession)
     facts = handoff.NetFacts("dhcp", "eth0", "offer ...", "52:54:00:00:00:01", "linux", "mos")
     facts.firewall, facts.firewall_requested = FirewallResult(applied=("inet mosnet",)), True
     boot = handoff.boot_section({"network": 1.5}, "switch_root", "/dev/vda", None)
     services = {"daemon": {"pid": 42}, "proxy": None}
     handoff.record(run, boot, facts, _lease(100.0), 160.0, services)
-    st = state.load(run)
+    st = statefile.load(run)
     assert st["network"]["dns"] == {"servers": ["10.0.0.53"], "search": ["example.org"]}
     assert st["network"]["bridge"] == "br-mosnet" and st["network"]["port"] == "mos"
     assert st["firewall"]["tables"] == ["inet mosnet"] and st["daemon"] == {"pid": 42}
     assert st["boot"]["timings_ms"] == {"network": 1500.0}
     newer = dict(st["lease"], obtained=st["lease"]["obtained"] + 500)
-    state.set_section(run, "lease", newer)
+    statefile.set_section(run, "lease", newer)
     handoff.record(run, boot, facts, _lease(100.0), 160.0, services)
-    assert state.load(run)["lease"] == newer
-    json.dumps(state.load(run))  # plain JSON all the way down
+    assert statefile.load(run)["lease"] == newer
+    json.dumps(statefile.load(run))  # plain JSON all the way down
 
 
 class _NullSession:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import pathlib
+import time
 
 import pytest
 
-from mosnet import cli, state, status
+from mosnet import cli
+from mosnet.state import statefile, status
 
 NOW = 1_800_000_000.0
 
@@ -19,8 +21,8 @@ def _proc(root: pathlib.Path, pid: int, title: str, ppid: int) -> None:
     (d / "stat").write_text(f"{pid} (mosnet-init.bin) S {ppid} {pid} {pid} 0 -1\n")
 
 
-def _state(**extra: object) -> state.State:
-    st: state.State = {
+def _state(**extra: object) -> statefile.State:
+    st: statefile.State = {
         "schema": 1,
         "boot": {"result": "switch_root", "uptime": 3.2, "timings_ms": {"network": 1200.0}},
         "network": {
@@ -105,15 +107,15 @@ def test_missing_address_and_default_route() -> None:
     assert "10.0.0.5/24 on mos" in checks[0].detail and "via 10.0.0.1" in checks[1].detail
 
 
-def _write(tmp_path: pathlib.Path, st: state.State) -> str:
-    (tmp_path / state.STATE_FILE).write_text(json.dumps(st))
+def _write(tmp_path: pathlib.Path, st: statefile.State) -> str:
+    (tmp_path / statefile.STATE_FILE).write_text(json.dumps(st))
     return str(tmp_path)
 
 
 def test_cli_exit_codes_and_json(
     tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(status.time, "time", lambda: NOW)
+    monkeypatch.setattr(time, "time", lambda: NOW)
     monkeypatch.setattr(status, "live_network", lambda st: ([], []))  # everything gone
     run = _write(tmp_path, _state())
     assert cli.main(["status", "--run-dir", run]) == 0  # without --check: informs only

@@ -1,4 +1,4 @@
-"""The supervision loop (mosnet.supervise.Watch) over injected clock, pidfds and poll.
+"""The supervision loop (mosnet.daemon.supervise.Watch) over injected clock, pidfds and poll.
 
 A fake process table: ``start`` hands out pids, a pidfd is ``1000 + pid``,
 and the test says which processes end in which poll. The clock only moves
@@ -10,10 +10,13 @@ test lets a process live for a while.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import pytest
 
-from mosnet.supervise import Backoff, Slot, StartFailed, Watch
+from mosnet.base.errors import StartFailed
+from mosnet.daemon.supervise import Backoff, Slot, Watch
+from tests.unit.helpers.fresh import fresh
 
 FD = 1000
 
@@ -69,9 +72,9 @@ class Starter:
         return pid
 
 
-def make(ops: FakeOps, starter: Starter, **kw: object) -> tuple[Watch, Slot]:
+def make(ops: FakeOps, starter: Starter, **kw: Any) -> tuple[Watch, Slot]:
     slot = Slot("@thing", lambda: starter(ops))
-    return Watch([slot], ops, **kw), slot  # type: ignore[arg-type]
+    return Watch([slot], ops, **kw), slot
 
 
 def test_backoff_doubles_up_to_the_cap_and_resets_after_a_stable_run() -> None:
@@ -89,7 +92,7 @@ def test_a_dead_process_is_started_again_after_the_first_backoff() -> None:
     ops.now += 50  # it ran a long time
     ops.ends = [{10}]
     watch.step()
-    assert slot.pid is None and slot.restarts == 1 and slot.due == ops.now + 1.0
+    assert fresh(slot).pid is None and slot.restarts == 1 and fresh(slot).due == ops.now + 1.0
     assert FD + 10 in ops.closed
     watch.step()  # sleeps until due: nothing else to wait for
     assert ops.polls[-1][1] == pytest.approx(1.0)
@@ -145,7 +148,7 @@ def test_adopting_a_gone_pid_starts_one_now() -> None:
     watch.adopt(slot, 10)
     assert slot.pid is None and slot.due == ops.now
     watch.step()
-    assert slot.pid == 11 and starter.calls == [100.0]
+    assert fresh(slot).pid == 11 and starter.calls == [100.0]
 
 
 def test_a_process_that_ends_before_it_is_watched_is_started_again() -> None:

@@ -1,4 +1,4 @@
-"""mosnet.wake: the stop flag the daemon's and the proxy's loops sleep on."""
+"""mosnet.base.wake: the stop flag the daemon's and the proxy's loops sleep on."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 
-from mosnet.wake import Waker, wait_readable
+from mosnet.base.wake import Waker, wait_readable
 
 
 def test_set_wakes_every_thread_blocked_on_the_fd() -> None:

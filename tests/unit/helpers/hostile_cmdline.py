@@ -23,17 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
-from init import bootcfg
 from init.cmdsetup import BootInput
-from mosnet import cmdline, kcmdline
-from mosnet.config import FirewallSpec, NatSpec, PortForward, PortRange
+from mosnet.config import kcmdline, registry
+from mosnet.config.model import FirewallPreset, FirewallSpec, NatSpec, PortForward, PortRange
 
 Check = Callable[[BootInput, int], bool]  # (what PID 1 parsed, console level) -> ok
 SEPARATORS = (b" ", b"  ", b"\t", b"\n", b"\r\n", b"\x0b", b"\x0c", b"\xa0", b" \xa0 ")
-KNOWN_KEYS = frozenset(
-    {*bootcfg.KEYS, *cmdline.HANDLERS, *cmdline.INIT_KEYS}
-    | {"loglevel", "quiet", "debug", "ignore_loglevel", "--"}
-)
+KNOWN_KEYS = frozenset({*registry.PARAMETERS, "--"})
 _NO_NUL_OR_QUOTE = bytes.maketrans(b'\0"', b"''")  # /proc/cmdline has no NUL
 _PLAIN = bytes.maketrans(b'\0" \t\n\v\f\r\xa0', b"''_______")  # no NUL, quote or space
 _LEADS = bytes(b for b in range(0x80, 0x100) if b != 0xA0) + b"z"  # no parameter starts so
@@ -153,12 +149,13 @@ def _prefer(r: random.Random) -> tuple[str, Check]:
 
 
 def _firewall(r: random.Random) -> tuple[str, Check]:
-    preset = r.choice(["ssh", "permissive", "none"])
+    presets: list[FirewallPreset] = ["ssh", "permissive", "none"]
+    preset = r.choice(presets)
     lo = r.randrange(1, 60000)
     tok = f"mosfirewall={preset},tcp:{lo},{lo + 1}-{lo + 5},udp:53"
     want = FirewallSpec(
         preset, (PortRange(lo, lo), PortRange(lo + 1, lo + 5)), (PortRange(53, 53),)
-    )  # type: ignore[arg-type]
+    )
     return tok, lambda i, _: i.net.firewall == want
 
 
@@ -316,8 +313,8 @@ KINDS: tuple[Callable[[random.Random], tuple[str, Check]], ...] = (
     _simple("mosroot_timeout", ("0.5", "30", "3600"), "mosroot_timeout", float),
     _simple("mosinit", ("chain", "switchroot"), "mosinit"),
 )  # fmt: skip
-REPEATABLE_KEYS = frozenset(cmdline.MULTI)
-BAKEABLE_KEYS = frozenset({*cmdline.HANDLERS, *bootcfg.KEYS} - {"console"})
+REPEATABLE_KEYS = registry.REPEATABLE
+BAKEABLE_KEYS = registry.BAKEABLE
 
 
 def _junk(r: random.Random) -> bytes:

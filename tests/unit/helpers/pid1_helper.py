@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable
 
 from init import pid1, procs
-from mosnet import log as mlog
+from mosnet.base import children
+from mosnet.base import log as mlog
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -57,8 +58,8 @@ def reap(reaper: str) -> None:
     codes = []
     for _ in range(15):
         # Leaves two orphans that exit around the same time as the helper.
-        procs.run(["/bin/sh", "-c", "sleep 0.05 & sleep 0.05 & exit 0"], timeout=10)
-        codes.append(procs.run(["/bin/sh", "-c", "sleep 0.05; exit 3"], timeout=10).returncode)
+        children.run(["/bin/sh", "-c", "sleep 0.05 & sleep 0.05 & exit 0"], timeout=10)
+        codes.append(children.run(["/bin/sh", "-c", "sleep 0.05; exit 3"], timeout=10).returncode)
     stop.set()
     thread.join()
     time.sleep(0.3)  # let the last orphans die

@@ -29,7 +29,7 @@ from typing import NoReturn
 
 import init.switchroot as sr
 from init import pid1, rescue  # imported before chroot: no imports work after
-from mosnet import log as mlog
+from mosnet.base import log as mlog
 
 libc = ctypes.CDLL(None, use_errno=True)
 MS_RDONLY, MS_BIND, MS_REMOUNT = 1, 4096, 32
