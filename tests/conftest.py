@@ -8,6 +8,9 @@ import pytest
 
 _TIERS = ("unit", "netns", "qemu")
 
+# Shared test helpers hold asserts and fixtures too: rewrite them like tests.
+pytest.register_assert_rewrite("tests.unit.helpers", "tests.netns", "tests.mosprocs")
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:

@@ -13,15 +13,12 @@ the container MAC and is dropped; then the MAC NAT flows get it through.
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
-import re
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import pytest
 
@@ -30,117 +27,16 @@ from mosnet.base.names import BRIDGE
 from mosnet.ovs import ovslisten, vswitch
 from tests.mosprocs import section, stop_all, wait_for
 from tests.netns import framecap
-
-REPO = pathlib.Path(__file__).resolve().parents[2]
-UPLINK_MAC = "52:54:00:3c:00:01"
-CT_MAC = "02:00:00:aa:bb:01"
-
-
-def _run(*argv: str, check: bool = True, stdin: str = "") -> str:
-    proc = subprocess.run(list(argv), input=stdin, capture_output=True, text=True, timeout=30)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{argv}: rc={proc.returncode} {proc.stderr.strip()}")
-    return proc.stdout
-
-
-@dataclass
-class Lab:
-    tag: str
-    prefix: str
-    run_dir: str
-    provider: str = ""
-    server: str = ""
-    container: str = ""
-    namespaces: list[str] = field(default_factory=list)
-
-    def ns(self, ns: str, *argv: str, check: bool = True) -> str:
-        return _run("ip", "netns", "exec", ns, *argv, check=check)
-
-    def ping(self, ns: str, dst: str) -> bool:
-        proc = subprocess.run(
-            ["ip", "netns", "exec", ns, "/bin/busybox", "ping", "-c", "2", "-W", "2", dst],
-            capture_output=True,
-            timeout=20,
-        )
-        return proc.returncode == 0
-
-    def counters(self) -> dict[str, int]:
-        text = self.ns(self.provider, "nft", "list", "table", "bridge", "macfilter")
-        return {
-            m[2]: int(m[1])
-            for m in re.finditer(r"packets (\d+) bytes \d+ \S+ comment \"(\w+)\"", text)
-        }
-
-
-def _netns(lab: Lab, name: str) -> str:
-    _run("ip", "netns", "add", name)
-    lab.namespaces.append(name)
-    lab.ns(name, "ip", "link", "set", "lo", "up")
-    # IPv6 off: keeps RS/MLD noise away from the filter counters.
-    for key in ("all", "default"):
-        lab.ns(name, "sysctl", "-qw", f"net.ipv6.conf.{key}.disable_ipv6=1")
-    return name
-
-
-def _provider(lab: Lab) -> None:
-    t, p = lab.tag, lab.provider
-    for cmd in (
-        ["link", "add", f"opb{t}", "type", "bridge"],
-        ["addr", "add", f"{lab.prefix}.1/24", "dev", f"opb{t}"],
-        ["link", "set", f"opb{t}", "up"],
-        ["link", "set", f"op{t}", "master", f"opb{t}", "up"],
-    ):
-        _run("ip", "-n", p, *cmd)
-    unicast = "ether daddr & 01:00:00:00:00:00 == 00:00:00:00:00:00"
-    rules = f"""table bridge macfilter {{
-  chain pre {{
-    type filter hook prerouting priority -200; policy accept;
-    iifname "op{t}" ether saddr {UPLINK_MAC} counter accept comment "accepted"
-    iifname "op{t}" counter drop comment "foreign_src"
-  }}
-  chain post {{
-    type filter hook postrouting priority -200; policy accept;
-    oifname "op{t}" ether daddr != {UPLINK_MAC} {unicast} counter drop comment "foreign_dst"
-  }}
-}}
-"""
-    _run("ip", "netns", "exec", p, "nft", "-f", "-", stdin=rules)
-
-
-def _setup(lab: Lab) -> None:
-    t = lab.tag
-    lab.provider = _netns(lab, f"mosovs-p{t}")
-    lab.server = _netns(lab, f"mosovs-s{t}")
-    lab.container = _netns(lab, f"mosovs-c{t}")
-    _run("ip", "link", "add", f"ou{t}", "address", UPLINK_MAC, "type", "veth", "peer", f"op{t}")
-    _run("ip", "link", "set", f"op{t}", "netns", lab.provider)
-    _run("ip", "link", "set", f"ou{t}", "netns", lab.server)
-    _run("ip", "link", "add", f"oc{t}", "type", "veth", "peer", f"ocp{t}", "address", CT_MAC)
-    _run("ip", "link", "set", f"ocp{t}", "netns", lab.container)
-    _run("ip", "link", "set", f"oc{t}", "netns", lab.server)
-    _run("ip", "-n", lab.server, "link", "set", f"ou{t}", "up")
-    _run("ip", "-n", lab.server, "link", "set", f"oc{t}", "up")
-    c = lab.container
-    _run("ip", "-n", c, "addr", "add", f"{lab.prefix}.50/24", "dev", f"ocp{t}")
-    _run("ip", "-n", c, "link", "set", f"ocp{t}", "up")
-    _provider(lab)
-
-
-def _start_daemons(lab: Lab) -> tuple[int, int]:
-    """ovs.start inside the server netns, so the daemons live there."""
-    code = (
-        "import json, sys; from mosnet.ovs import vswitch\n"
-        "r = vswitch.start(sys.argv[1], datapath='netdev')\n"
-        "print(json.dumps([r.ovsdb_pid, r.vswitchd_pid, list(r.errors)]))\n"
-    )
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    argv = ["ip", "netns", "exec", lab.server, sys.executable, "-c", code, lab.run_dir]
-    out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    db_pid, sw_pid, errors = json.loads(out.stdout)
-    assert errors == [], errors
-    assert db_pid and sw_pid
-    return int(db_pid), int(sw_pid)
+from tests.netns.ovslab import (
+    CT_MAC,
+    REPO,
+    UPLINK_MAC,
+    Lab,
+    run,
+    running_lab,
+    start_daemons,
+    vsctl_get,
+)
 
 
 @pytest.fixture
@@ -149,27 +45,15 @@ def lab(tmp_path: pathlib.Path) -> Iterator[Lab]:
         pytest.skip("needs root")
     if not (vswitch.find_binary("ovs-vsctl") and vswitch.find_binary("ovs-vswitchd")):
         pytest.skip("needs Open vSwitch (ovs-vsctl, ovs-vswitchd)")
-    pid = os.getpid()
     run_dir = tmp_path / "ovs"
     run_dir.mkdir()
-    lab = Lab(str(pid), f"10.98.{pid % 250 + 1}", str(run_dir))
-    try:
-        _setup(lab)
+    with running_lab(run_dir) as lab:
         yield lab
-    finally:
-        vswitch.stop(lab.run_dir)  # by pidfile: appctl exit, else SIGTERM
-        for ns in reversed(lab.namespaces):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
-
-
-def _vsctl_get(lab: Lab, *args: str) -> str:
-    db = f"--db=unix:{vswitch.paths(lab.run_dir)['db_sock']}"
-    return _run("ovs-vsctl", db, "get", *args).strip().strip('"')
 
 
 def test_ovs_daemons_bridge_and_negative_control(lab: Lab) -> None:
     t, gw = lab.tag, f"{lab.prefix}.1"
-    db_pid, sw_pid = _start_daemons(lab)
+    db_pid, sw_pid = start_daemons(lab)
     for pid in (db_pid, sw_pid):
         assert pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"@"), pid
 
@@ -182,22 +66,22 @@ def test_ovs_daemons_bridge_and_negative_control(lab: Lab) -> None:
     )
     assert again.ok, again.errors  # idempotent
     assert vswitch.vsctl(lab.run_dir, "--may-exist", "add-port", BRIDGE, f"oc{t}") is None
-    assert _vsctl_get(lab, "bridge", BRIDGE, "fail_mode") == "secure"
-    assert _vsctl_get(lab, "bridge", BRIDGE, "datapath_type") == "netdev"
-    assert _vsctl_get(lab, "interface", "public", "mac_in_use") == UPLINK_MAC
+    assert vsctl_get(lab, "bridge", BRIDGE, "fail_mode") == "secure"
+    assert vsctl_get(lab, "bridge", BRIDGE, "datapath_type") == "netdev"
+    assert vsctl_get(lab, "interface", "public", "mac_in_use") == UPLINK_MAC
     ctl = vswitch.paths(lab.run_dir)["controller"]
-    assert _vsctl_get(lab, "controller", BRIDGE, "target") == f"punix:{ctl}"
-    assert _vsctl_get(lab, "controller", BRIDGE, "is_connected") == "false"
+    assert vsctl_get(lab, "controller", BRIDGE, "target") == f"punix:{ctl}"
+    assert vsctl_get(lab, "controller", BRIDGE, "is_connected") == "false"
     # local socket: no echo probes to wake the idle proxy; flood limits on
-    assert _vsctl_get(lab, "controller", BRIDGE, "inactivity_probe") == "0"
-    assert _vsctl_get(lab, "controller", BRIDGE, "controller_rate_limit") == "1000"
+    assert vsctl_get(lab, "controller", BRIDGE, "inactivity_probe") == "0"
+    assert vsctl_get(lab, "controller", BRIDGE, "controller_rate_limit") == "1000"
     assert "Not adding" not in pathlib.Path(vswitch.paths(lab.run_dir)["vswitchd_log"]).read_text()
     assert ovslisten.tcp_listeners(proc=f"/proc/{sw_pid}") == []
     assert ovslisten.tcp_listeners(proc=f"/proc/{db_pid}") == []
 
     s = lab.server
-    _run("ip", "-n", s, "addr", "add", f"{lab.prefix}.10/24", "dev", "public")
-    _run("ip", "-n", s, "link", "set", "public", "up")
+    run("ip", "-n", s, "addr", "add", f"{lab.prefix}.10/24", "dev", "public")
+    run("ip", "-n", s, "link", "set", "public", "up")
 
     # Negative control: a plain learning switch leaks the container MAC.
     assert vswitch.replace_flows("priority=1,actions=NORMAL\n", lab.run_dir).ok
@@ -242,16 +126,16 @@ def _ipv6_lab(lab: Lab) -> str:
             lab.ns(ns, "sysctl", "-qw", f"net.ipv6.conf.{key}.disable_ipv6=0")
             lab.ns(ns, "sysctl", "-qw", f"net.ipv6.conf.{key}.accept_dad=0")
     t = lab.tag
-    _run("ip", "-n", lab.provider, "addr", "add", f"{net6}::1/64", "dev", f"opb{t}", "nodad")
+    run("ip", "-n", lab.provider, "addr", "add", f"{net6}::1/64", "dev", f"opb{t}", "nodad")
     c = lab.container
-    _run("ip", "-n", c, "addr", "add", f"{net6}::50/64", "dev", f"ocp{t}", "nodad")
-    _run("ip", "-n", c, "route", "add", "default", "via", f"{lab.prefix}.1")
-    _run("ip", "-n", c, "-6", "route", "add", "default", "via", f"{net6}::1")
+    run("ip", "-n", c, "addr", "add", f"{net6}::50/64", "dev", f"ocp{t}", "nodad")
+    run("ip", "-n", c, "route", "add", "default", "via", f"{lab.prefix}.1")
+    run("ip", "-n", c, "-6", "route", "add", "default", "via", f"{net6}::1")
     return net6
 
 
 def _ofctl(lab: Lab, *args: str) -> str:
-    return _run("ovs-ofctl", args[0], f"unix:{vswitch.paths(lab.run_dir)['mgmt']}", *args[1:])
+    return run("ovs-ofctl", args[0], f"unix:{vswitch.paths(lab.run_dir)['mgmt']}", *args[1:])
 
 
 def _connected(log: pathlib.Path, times: int, timeout: float = 20.0) -> bool:
@@ -307,8 +191,8 @@ def test_ovs_backend_end_to_end(lab: Lab, tmp_path: pathlib.Path) -> None:
     )  # fmt: skip
     assert up.stdout.strip() == "OK", up.stdout + up.stderr
     assert vswitch.vsctl(lab.run_dir, "--may-exist", "add-port", BRIDGE, f"oc{t}") is None
-    assert _vsctl_get(lab, "interface", f"ou{t}", "ofport") == "1"
-    assert _vsctl_get(lab, "interface", "public", "ofport") == "2"
+    assert vsctl_get(lab, "interface", f"ou{t}", "ofport") == "1"
+    assert vsctl_get(lab, "interface", "public", "ofport") == "2"
     assert lab.ping(lab.server, gw), "host -> gateway on the base flows alone"
 
     sup = _start_supervisor(lab, net6, tmp_path)
@@ -451,7 +335,7 @@ def test_the_watcher_restarts_killed_ovs_daemons_from_the_runtime_copy(
         os.kill(db_pid, signal.SIGKILL)
         _, again_cmd, again_exe = _restarted(lab, "ovsdb-server", db_pid)
         assert (again_cmd, again_exe) == (db_cmd, db_exe) and db_exe == str(runtime / "ld.so")
-        assert _vsctl_get(lab, "bridge", BRIDGE, "fail_mode") == "secure"  # the same database
+        assert vsctl_get(lab, "bridge", BRIDGE, "fail_mode") == "secure"  # the same database
         assert lab.ping(lab.container, gw), "container -> gateway after ovsdb-server's restart"
         restarts = section(state_dir, "watch")["restarts"]
         assert restarts == {"@mosnet-daemon": 0, "@ovsdb-server": 1, "@ovs-vswitchd": 1}

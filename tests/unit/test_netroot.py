@@ -17,7 +17,7 @@ from init.modindex import ModuleIndex
 from init.netroot import NetRootError, Seams
 from init.netrootcfg import NetRoot, NfsRoot, make_netroot, parse_nfs, parse_url
 from mosnet.base.errors import ParamError
-from tests.unit.test_netroot_http import FakeServer, ok
+from tests.unit.helpers.netroot_http import FakeServer, ok
 
 SHA = "ab" * 32
 MiB = 1 << 20
