@@ -7,38 +7,56 @@
 #   out/mosnet-netroot.img        netboot-root add-on: NFS client modules and zstd (NFS
 #                                 roots, mosroot=...tar.zst); squashfs roots need no add-on
 #   out/mosnet-initramfs-netroot.img  base + netroot add-on
-#   out/vmlinuz                   the Debian kernel whose modules the image carries
+#   out/vmlinuz                   the kernel whose modules the image carries (--kernel)
 #   out/image-report.json, out/ovs-report.json, out/netroot-report.json   bytes per part
 # Caches live under .cache/ (ccache, Nuitka, kernel and OVS packages), so a
 # second run with nothing changed only checks stamps.
 #
-# usage: ./build.sh [--compress zstd|gzip] [--no-deps] [--test-deps] [--no-ovs] [--append]
-#                   [--cmdline LINE]
+# usage: ./build.sh [--kernel SOURCE] [--compress zstd|gzip] [--no-deps] [--test-deps]
+#                   [--no-ovs] [--append] [--cmdline LINE]
+#   --kernel     the kernel to build for (default: MOSNET_KERNEL_PKG, else Debian's
+#                linux-image-amd64 of this release): a package name (NAME@trixie: from
+#                Debian 13's lists, kept privately under .cache/apt), a local
+#                linux-image-*.deb (Ubuntu's: with its linux-modules-*.deb beside it),
+#                "installed" (the running kernel), a release under /lib/modules, or
+#                a <root>/lib/modules/<release> tree with <root>/boot/vmlinuz-<release>
 #   --test-deps  also install what tests/run-all.sh needs (QEMU, dnsmasq, mkfs tools, matplotlib)
+#   --demo-deps  also install what qemu/demo.sh boots with (QEMU)
 #   --no-ovs     skip the OVS add-on (a stale one in out/ is removed)
 #   --append     also out/mosnet-append.img for chain mode: cat it after a distro
 #                initramfs, boot with rdinit=/mosnet-init mosinit=chain
 #   --cmdline    default kernel parameters baked into the image (/etc/mosnet/cmdline);
 #                the real kernel line overrides them parameter by parameter
+#   --out DIR    write the images there instead of out/ (one directory per kernel)
 set -euo pipefail
 top=$(cd "$(dirname "$0")" && pwd)
+start_dir=$PWD
 cd "$top"
 
 compress=zstd
 install_deps=1
 test_deps=0
+demo_deps=0
 with_ovs=1
 baked_cmdline=
 append=0
+kernel_src=
+out=out
 while [ $# -gt 0 ]; do
     case $1 in
         --compress) compress=$2; shift 2 ;;
         --no-deps) install_deps=0; shift ;;
         --test-deps) test_deps=1; shift ;;
+        --demo-deps) demo_deps=1; shift ;;
         --no-ovs) with_ovs=0; shift ;;
         --cmdline) baked_cmdline=$2; shift 2 ;;
         --append) append=1; shift ;;
-        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        --kernel) kernel_src=$2; shift 2
+                  # a relative path means the caller's directory, not the checkout
+                  case $kernel_src in /*) ;; *) [ ! -e "$start_dir/$kernel_src" ] || kernel_src=$start_dir/$kernel_src ;; esac ;;
+        --out) out=$2; shift 2
+               case $out in /*) ;; *) out=$start_dir/$out ;; esac ;;
+        -h|--help) sed -n '2,/^set -e/{/^set -e/!p}' "$0"; exit 0 ;;
         *) echo "build.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -52,6 +70,9 @@ BUILD_DEBS=(
     "zstd:/usr/bin/zstd" "cpio:/usr/bin/cpio" "e2fsprogs:/sbin/mkfs.ext4"
     "nftables:/usr/sbin/nft"
 )
+
+# What qemu/demo.sh and python -m qemu.boot use besides the build.
+DEMO_DEBS=("qemu-system-x86:/usr/bin/qemu-system-x86_64")
 
 # What the three test tiers use besides the build: QEMU TCG, real DHCP servers,
 # filesystem and partition tools for the root-device tests.
@@ -174,26 +195,38 @@ check_cmdline() {
     .venv/bin/python -m initramfs cmdline "$baked_cmdline"
 }
 
+# The kernel tree of this output directory: out/ uses .cache/kernel/current
+# (what the tests and qemu/debroot.sh read), another --out its own link.
+case $out in
+    out|./out|"$top/out") klink=.cache/kernel/current; klink_name=current ;;
+    *) klink_name=out-$(printf '%s' "$out" | tr -c 'a-zA-Z0-9._-' '_')
+       klink=.cache/kernel/$klink_name ;;
+esac
+
+# Which kernel tree the images were packed from (a package and an installed
+# kernel may share a release).
+kernel_id() { readlink -f "$klink"; cat "$klink/.origin" 2>/dev/null; }
+
 # The image is reproducible, so identical inputs give identical bytes: skip
 # the (zstd -19) pack when nothing that goes into it changed.
 # The add-ons' own modules are not inputs of the base.
 pack_initramfs() {
-    local kver=$1 epoch=$2 want stamp=out/.image-stamp py
+    local kver=$1 epoch=$2 want stamp="$out/.image-stamp" py
     py=$(ls initramfs/*.py | grep -v -e '/addon\.py$' -e '/listing\.py$' -e '/netrootaddon\.py$')
-    want=$( (echo "$kver $compress $epoch"; cat .cache/nuitka/.stamp;
+    want=$( (echo "$kver $compress $epoch"; kernel_id; cat .cache/nuitka/.stamp;
              [ -z "$baked_cmdline" ] || printf 'cmdline %s\n' "$baked_cmdline";
              sha256sum .cache/preinit/mosnet-init /bin/busybox /usr/sbin/nft $py) |
             sha256sum | cut -c1-32)
-    if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && [ -f out/mosnet-initramfs.img ]; then
+    if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && [ -f "$out/mosnet-initramfs.img" ]; then
         say "initramfs unchanged"
         return 0
     fi
     say "initramfs ($compress)"
-    SOURCE_DATE_EPOCH=$epoch .venv/bin/python -m initramfs build --out out/mosnet-initramfs.img \
-        --compress "$compress" --kernel-root .cache/kernel/current/root --kver "$kver" \
+    SOURCE_DATE_EPOCH=$epoch .venv/bin/python -m initramfs build --out "$out/mosnet-initramfs.img" \
+        --compress "$compress" --kernel-root "$klink/root" --kver "$kver" \
         --dist .cache/nuitka/__main__.dist --preinit .cache/preinit/mosnet-init \
         --busybox /bin/busybox --extra-elf /usr/sbin/nft \
-        --report out/image-report.json \
+        --report "$out/image-report.json" \
         ${baked_cmdline:+--cmdline "$baked_cmdline"}
     echo "$want" > "$stamp"
 }
@@ -201,37 +234,37 @@ pack_initramfs() {
 # Chain mode (initramfs/append.py): /mosnet-init plus /usr/lib/mosnet with
 # private libraries and network-stack modules, nothing a distro image has.
 pack_append() {
-    local kver=$1 epoch=$2 want stamp=out/.append-stamp
-    want=$( (echo "$kver $compress $epoch"; cat .cache/nuitka/.stamp;
+    local kver=$1 epoch=$2 want stamp="$out/.append-stamp"
+    want=$( (echo "$kver $compress $epoch"; kernel_id; cat .cache/nuitka/.stamp;
              sha256sum .cache/preinit/mosnet-init /usr/sbin/nft initramfs/*.py) |
             sha256sum | cut -c1-32)
-    if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && [ -f out/mosnet-append.img ]; then
+    if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && [ -f "$out/mosnet-append.img" ]; then
         say "append image unchanged"
         return 0
     fi
     say "append image for chain mode ($compress)"
-    SOURCE_DATE_EPOCH=$epoch .venv/bin/python -m initramfs append --out out/mosnet-append.img \
-        --compress "$compress" --kernel-root .cache/kernel/current/root --kver "$kver" \
+    SOURCE_DATE_EPOCH=$epoch .venv/bin/python -m initramfs append --out "$out/mosnet-append.img" \
+        --compress "$compress" --kernel-root "$klink/root" --kver "$kver" \
         --dist .cache/nuitka/__main__.dist --preinit .cache/preinit/mosnet-init \
-        --extra-elf /usr/sbin/nft --report out/append-report.json
+        --extra-elf /usr/sbin/nft --report "$out/append-report.json"
     echo "$want" > "$stamp"
 }
 
 # Netboot roots' extras as a second cpio (initramfs/netrootaddon.py): the NFS
 # client modules and zstd for mosroot=...tar.zst, 1.8 MB the default image
 # does without. Its stamp covers the base image, zstd and the builder.
-NETROOT_OUT=(out/mosnet-netroot.img out/mosnet-initramfs-netroot.img out/netroot-report.json)
+NETROOT_OUT=("$out/mosnet-netroot.img" "$out/mosnet-initramfs-netroot.img" "$out/netroot-report.json")
 pack_netroot() {
-    local kver=$1 epoch=$2 want stamp=out/.netroot-stamp
-    want=$( (echo "$kver $compress $epoch"; sha256sum out/mosnet-initramfs.img /usr/bin/zstd initramfs/*.py) |
+    local kver=$1 epoch=$2 want stamp="$out/.netroot-stamp"
+    want=$( (echo "$kver $compress $epoch"; kernel_id; sha256sum "$out/mosnet-initramfs.img" /usr/bin/zstd initramfs/*.py) |
             sha256sum | cut -c1-32)
     if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && [ -f "${NETROOT_OUT[0]}" ] && [ -f "${NETROOT_OUT[1]}" ]; then
         say "netroot add-on unchanged"
         return 0
     fi
     say "netroot add-on ($compress)"
-    SOURCE_DATE_EPOCH=$epoch .venv/bin/python -m initramfs netroot --base out/mosnet-initramfs.img \
-        --kernel-root .cache/kernel/current/root --kver "$kver" --out "${NETROOT_OUT[0]}" \
+    SOURCE_DATE_EPOCH=$epoch .venv/bin/python -m initramfs netroot --base "$out/mosnet-initramfs.img" \
+        --kernel-root "$klink/root" --kver "$kver" --out "${NETROOT_OUT[0]}" \
         --combined "${NETROOT_OUT[1]}" --compress "$compress" --report "${NETROOT_OUT[2]}"
     echo "$want" > "$stamp"
 }
@@ -239,14 +272,14 @@ pack_netroot() {
 # Open vSwitch as a second cpio (initramfs/addon.py) holding only what the
 # base lacks; its stamp covers the base image itself, the fetched packages
 # and versions (.cache/ovs/packages.txt) and the builder.
-OVS_OUT=(out/mosnet-ovs.img out/mosnet-initramfs-ovs.img out/ovs-report.json)
+OVS_OUT=("$out/mosnet-ovs.img" "$out/mosnet-initramfs-ovs.img" "$out/ovs-report.json")
 ovs_want() {
     (echo "$1 $compress"; cat .cache/ovs/packages.txt 2>/dev/null;
-     sha256sum out/mosnet-initramfs.img initramfs/*.py) | sha256sum | cut -c1-32
+     sha256sum "$out/mosnet-initramfs.img" initramfs/*.py) | sha256sum | cut -c1-32
 }
 
 pack_ovs() {
-    local epoch=$1 root want stamp=out/.ovs-stamp
+    local epoch=$1 root want stamp="$out/.ovs-stamp"
     root=$(initramfs/fetch-ovs.sh)
     want=$(ovs_want "$epoch")
     if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && [ -f "${OVS_OUT[0]}" ] && [ -f "${OVS_OUT[1]}" ]; then
@@ -255,40 +288,41 @@ pack_ovs() {
     fi
     say "OVS add-on ($compress)"
     SOURCE_DATE_EPOCH=$epoch .venv/bin/python -m initramfs ovs --root "$root" \
-        --base out/mosnet-initramfs.img --out "${OVS_OUT[0]}" --combined "${OVS_OUT[1]}" \
+        --base "$out/mosnet-initramfs.img" --out "${OVS_OUT[0]}" --combined "${OVS_OUT[1]}" \
         --compress "$compress" --report "${OVS_OUT[2]}" --packages .cache/ovs/packages.txt
     echo "$want" > "$stamp"
 }
 
 # --no-ovs keeps an add-on that still matches the base, never a stale one.
 drop_stale_ovs() {
-    [ "$(cat out/.ovs-stamp 2>/dev/null)" = "$(ovs_want "$1")" ] && return 0
-    rm -f "${OVS_OUT[@]}" out/.ovs-stamp
+    [ "$(cat "$out/.ovs-stamp" 2>/dev/null)" = "$(ovs_want "$1")" ] && return 0
+    rm -f "${OVS_OUT[@]}" "$out/.ovs-stamp"
 }
 
 main() {
     if [ $install_deps = 1 ]; then
         install_debs "${BUILD_DEBS[@]}"
-        [ $test_deps = 1 ] && install_debs "${TEST_DEBS[@]}"
+        [ $test_deps = 0 ] || install_debs "${TEST_DEBS[@]}"
+        [ $demo_deps = 0 ] || install_debs "${DEMO_DEBS[@]}"
     fi
     setup_venv
     check_cmdline
-    say "kernel package"
-    kver=$(qemu/fetch-kernel.sh)
+    say "kernel ${kernel_src:-${MOSNET_KERNEL_PKG:-linux-image-amd64}}"
+    kver=$(.venv/bin/python -m initramfs kernel --link "$klink_name" ${kernel_src:+"$kernel_src"})
     build_preinit
     build_nuitka
-    mkdir -p out
-    install -m 0644 .cache/kernel/current/root/boot/vmlinuz-"$kver" out/vmlinuz
+    mkdir -p "$out"
+    install -m 0644 "$klink/root/boot/vmlinuz-$kver" "$out/vmlinuz"
     epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
     pack_initramfs "$kver" "$epoch"
     pack_netroot "$kver" "$epoch"
     [ $append = 0 ] || pack_append "$kver" "$epoch"
     if [ $with_ovs = 1 ]; then
         pack_ovs "$epoch"
-        say "done: out/mosnet-initramfs.img out/mosnet-initramfs-ovs.img out/vmlinuz"
+        say "done: $out/mosnet-initramfs.img $out/mosnet-initramfs-ovs.img $out/vmlinuz"
     else
         drop_stale_ovs "$epoch"
-        say "done: out/mosnet-initramfs.img out/vmlinuz (no OVS add-on)"
+        say "done: $out/mosnet-initramfs.img $out/vmlinuz (no OVS add-on)"
     fi
 }
 

@@ -82,6 +82,7 @@ class BuildReport:
     modules: tuple[str, ...]
     missing_modules: tuple[str, ...]
     seconds: float = field(default=0.0, compare=False)
+    kver: str = ""
 
     def to_json(self) -> str:
         data = {
@@ -90,6 +91,7 @@ class BuildReport:
             "compressed_size": self.compressed_size,
             "compress": self.compress,
             "epoch": self.epoch,
+            "kver": self.kver,
             "modules": list(self.modules),
             "missing_modules": list(self.missing_modules),
             "seconds": round(self.seconds, 2),
@@ -200,6 +202,7 @@ def build(cfg: BuildConfig) -> BuildReport:
         modules=names,
         missing_modules=missing,
         seconds=time.monotonic() - start,
+        kver=cfg.kver,
     )
     if cfg.report is not None:
         cfg.report.parent.mkdir(parents=True, exist_ok=True)

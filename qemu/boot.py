@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +31,29 @@ def _args() -> argparse.Namespace:
     return p.parse_args()
 
 
+# What each kind of boot runs, and the Debian package that has it.
+TOOLS = {"qemu-system-x86_64": "qemu-system-x86", "ip": "iproute2", "dnsmasq": "dnsmasq-base"}
+
+
+def missing(a: argparse.Namespace) -> str:
+    """One line naming what this boot lacks, or ''."""
+    tools = ["qemu-system-x86_64"] + (["ip", "dnsmasq"] if a.net == "netns" else [])
+    absent = [t for t in tools if not shutil.which(t)]
+    if absent:
+        pkgs = " ".join(TOOLS[t] for t in absent)
+        return f"{', '.join(absent)} not found: apt-get install {pkgs} (qemu/demo.sh installs it)"
+    files = [a.kernel, a.initrd] + ([] if a.root == "none" else [a.root])
+    lost = [f for f in files if not Path(f).is_file()]
+    if lost:
+        return f"{', '.join(lost)} missing: run ./build.sh (and qemu/mkroot.sh for the root)"
+    return ""
+
+
 def main() -> int:
     a = _args()
+    if why := missing(a):
+        print(f"qemu.boot: {why}", file=sys.stderr)
+        return 1
     disk = None if a.root == "none" else Path(a.root)
     root_args = "root=/dev/vda rw" if disk else ""
     append = " ".join(["rdinit=/mosnet-init", root_args, *a.append]).strip()

@@ -5,7 +5,7 @@
 # usage: qemu/demo.sh [extra kernel parameters...]
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-"$top/build.sh"
+"$top/build.sh" --demo-deps  # QEMU too: a fresh machine has none
 "$top/qemu/mkroot.sh" "$top/out/testroot.img" >/dev/null
 cd "$top"
 exec .venv/bin/python -m qemu.boot --net user -- mostest.wait=5 "$@"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -31,6 +32,30 @@ def images() -> dict[str, Path]:
     if not root.exists() or root.stat().st_mtime < max(p.stat().st_mtime for p in inputs):
         subprocess.run([str(TOP / "qemu" / "mkroot.sh"), str(root)], check=True)
     return {"kernel": kernel, "initrd": initrd, "root": root}
+
+
+# The kernels the boot tests run on: out/ (Debian 12, the default build) and
+# out/debian13 (tests/run-all.sh: ./build.sh --kernel linux-image-amd64@trixie).
+KERNEL_OUTS = {"debian12": OUT, "debian13": OUT / "debian13"}
+
+
+@pytest.fixture(params=sorted(KERNEL_OUTS))
+def kernel_images(request: pytest.FixtureRequest, images: dict[str, Path]) -> dict[str, Path]:
+    """``images`` with each kernel and the initramfs built for it."""
+    out = KERNEL_OUTS[request.param]
+    kernel, initrd = out / "vmlinuz", out / "mosnet-initramfs.img"
+    if not (kernel.exists() and initrd.exists()):
+        pytest.fail(
+            f"{out} has no vmlinuz or mosnet-initramfs.img: run tests/run-all.sh "
+            "(./build.sh --no-ovs --kernel linux-image-amd64@trixie --out out/debian13)"
+        )
+    return {**images, "kernel": kernel, "initrd": initrd}
+
+
+def built_release(images: dict[str, Path]) -> str:
+    """The kernel release the initramfs was built for (its build report)."""
+    report = json.loads((images["initrd"].parent / "image-report.json").read_text())
+    return str(report["kver"])
 
 
 @pytest.fixture

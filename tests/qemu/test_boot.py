@@ -9,7 +9,7 @@ from pathlib import Path
 
 from qemu.topology import Gateway
 from qemu.vm import GUEST_MAC, Vm
-from tests.qemu.conftest import BOOT_TIMEOUT
+from tests.qemu.conftest import BOOT_TIMEOUT, built_release
 from tests.qemu.conftest import boot_spec as _spec
 
 
@@ -19,14 +19,17 @@ def _dhcpacks(gw: Gateway) -> list[str]:
 
 
 def test_dhcp_boot_switches_root_and_daemon_renews(
-    images: dict[str, Path], gateway: Gateway, tmp_path: Path
+    kernel_images: dict[str, Path], gateway: Gateway, tmp_path: Path
 ) -> None:
-    spec = _spec(images, "root=/dev/vda rw mostest.wait=30", net="tap:tap0", netns=gateway.name)
+    spec = _spec(
+        kernel_images, "root=/dev/vda rw mostest.wait=30", net="tap:tap0", netns=gateway.name
+    )
     with Vm(spec, tmp_path / "console.log") as vm:
         vm.wait_for(r"^ROOT: done", BOOT_TIMEOUT)
         vm.wait_exit(30)
         console = vm.text()
     net = gateway.net
+    assert f"Linux version {built_release(kernel_images)} " in console
     assert "mosnet: mosnet-init starting as pid 1" in console
     # The real init, not mosnet, is PID 1 afterwards, with the same PID.
     assert "ROOT: real init running as pid 1" in console
@@ -130,7 +133,7 @@ def test_mosshell_gives_a_working_emergency_shell(images: dict[str, Path], tmp_p
 
 
 def test_static_boot_puts_the_address_on_public_behind_br_mosnet(
-    images: dict[str, Path], tmp_path: Path
+    kernel_images: dict[str, Path], tmp_path: Path
 ) -> None:
     """mosip4 with a tap-side gateway: no DHCP server, the probe finds the NIC."""
     gw = Gateway(name=f"mosqs-{os.getpid()}", workdir=tmp_path / "gw")
@@ -141,7 +144,7 @@ def test_static_boot_puts_the_address_on_public_behind_br_mosnet(
             f"root=/dev/vda rw mosip4={addr},{gw.address},255.255.255.0 "
             f"nameserver={gw.address} mostest.ping={gw.address} mostest.wait=8"
         )
-        spec = _spec(images, append, net="tap:tap0", netns=gw.name)
+        spec = _spec(kernel_images, append, net="tap:tap0", netns=gw.name)
         with Vm(spec, tmp_path / "console.log") as vm:
             vm.wait_for(r"^ROOT: waiting", BOOT_TIMEOUT)
             # The provider reaches the real root too, while it runs.
@@ -150,6 +153,7 @@ def test_static_boot_puts_the_address_on_public_behind_br_mosnet(
             console = vm.text()
     finally:
         gw.stop()
+    assert f"Linux version {built_release(kernel_images)} " in console
     assert "network mode: static" in console
     assert f"gateway {gw.address} answers on eth0" in console
     assert re.search(rf"ROOT:\s+inet {re.escape(addr)}/24 .* public", console)
