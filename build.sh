@@ -28,6 +28,9 @@
 #   --cmdline    default kernel parameters baked into the image (/etc/mosnet/cmdline);
 #                the real kernel line overrides them parameter by parameter
 #   --out DIR    write the images there instead of out/ (one directory per kernel)
+#   --hostonly   only the drivers of this machine's hardware (its /sys modaliases and
+#                loaded modules) plus what mosnet always needs, as dracut --hostonly;
+#                the build report gives the bytes saved
 set -euo pipefail
 top=$(cd "$(dirname "$0")" && pwd)
 start_dir=$PWD
@@ -42,6 +45,7 @@ baked_cmdline=
 append=0
 kernel_src=
 out=out
+hostonly=0
 while [ $# -gt 0 ]; do
     case $1 in
         --compress) compress=$2; shift 2 ;;
@@ -54,6 +58,7 @@ while [ $# -gt 0 ]; do
         --kernel) kernel_src=$2; shift 2
                   # a relative path means the caller's directory, not the checkout
                   case $kernel_src in /*) ;; *) [ ! -e "$start_dir/$kernel_src" ] || kernel_src=$start_dir/$kernel_src ;; esac ;;
+        --hostonly) hostonly=1; shift ;;
         --out) out=$2; shift 2
                case $out in /*) ;; *) out=$start_dir/$out ;; esac ;;
         -h|--help) sed -n '2,/^set -e/{/^set -e/!p}' "$0"; exit 0 ;;
@@ -210,10 +215,18 @@ kernel_id() { readlink -f "$klink"; cat "$klink/.origin" 2>/dev/null; }
 # The image is reproducible, so identical inputs give identical bytes: skip
 # the (zstd -19) pack when nothing that goes into it changed.
 # The add-ons' own modules are not inputs of the base.
+# --hostonly: the machine's hardware is an input of the image.
+host_hardware() {
+    cut -d' ' -f1 /proc/modules 2>/dev/null | sort
+    find /sys/devices -name modalias -exec cat {} + 2>/dev/null | sort -u
+}
+
 pack_initramfs() {
-    local kver=$1 epoch=$2 want stamp="$out/.image-stamp" py
+    local kver=$1 epoch=$2 want stamp="$out/.image-stamp" py host_args=()
+    [ $hostonly = 0 ] || host_args=(--hostonly)
     py=$(ls initramfs/*.py | grep -v -e '/addon\.py$' -e '/listing\.py$' -e '/netrootaddon\.py$')
-    want=$( (echo "$kver $compress $epoch"; kernel_id; cat .cache/nuitka/.stamp;
+    want=$( (echo "$kver $compress $epoch hostonly=$hostonly"; kernel_id; cat .cache/nuitka/.stamp;
+             [ $hostonly = 0 ] || host_hardware;
              [ -z "$baked_cmdline" ] || printf 'cmdline %s\n' "$baked_cmdline";
              sha256sum .cache/preinit/mosnet-init /bin/busybox /usr/sbin/nft $py) |
             sha256sum | cut -c1-32)
@@ -226,7 +239,7 @@ pack_initramfs() {
         --compress "$compress" --kernel-root "$klink/root" --kver "$kver" \
         --dist .cache/nuitka/__main__.dist --preinit .cache/preinit/mosnet-init \
         --busybox /bin/busybox --extra-elf /usr/sbin/nft \
-        --report "$out/image-report.json" \
+        --report "$out/image-report.json" "${host_args[@]}" \
         ${baked_cmdline:+--cmdline "$baked_cmdline"}
     echo "$want" > "$stamp"
 }

@@ -16,7 +16,8 @@ from pathlib import Path, PurePosixPath
 
 from initramfs import baked
 from initramfs.elf import is_elf
-from initramfs.kmod import DEFAULT_MODULES, stage_modules
+from initramfs.hostonly import host_drivers, hostonly_line, wanted_modules
+from initramfs.kmod import DEFAULT_MODULES, MOSNET_MODULES, StagedModules, stage_modules
 from initramfs.tree import Tree, write_cpio
 
 DIST_DIR = PurePosixPath("/usr/lib/mosnet")
@@ -70,6 +71,9 @@ class BuildConfig:
     run_depmod: bool = True
     report: Path | None = None
     cmdline: str | None = None  # baked default parameters (build.sh --cmdline)
+    hostonly: bool = False  # the build machine's drivers instead of HARDWARE_MODULES
+    host_devices: Path = Path("/sys/devices")
+    host_loaded: Path = Path("/proc/modules")
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,7 @@ class BuildReport:
     missing_modules: tuple[str, ...]
     seconds: float = field(default=0.0, compare=False)
     kver: str = ""
+    hostonly: dict[str, object] | None = None  # what --hostonly chose and saved
 
     def to_json(self) -> str:
         data = {
@@ -92,6 +97,7 @@ class BuildReport:
             "compress": self.compress,
             "epoch": self.epoch,
             "kver": self.kver,
+            "hostonly": self.hostonly,
             "modules": list(self.modules),
             "missing_modules": list(self.missing_modules),
             "seconds": round(self.seconds, 2),
@@ -145,17 +151,52 @@ def add_cmdline(tree: Tree, line: str | None) -> None:
     tree.add_bytes(baked.BAKED_PATH, data, 0o644)
 
 
-def assemble(cfg: BuildConfig, staging: Path) -> tuple[Tree, tuple[str, ...], tuple[str, ...]]:
-    """Build the tree; return it with the shipped and the missing module names."""
+@dataclass(frozen=True)
+class Assembled:
+    tree: Tree
+    modules: tuple[str, ...]
+    missing: tuple[str, ...]
+    hostonly: dict[str, object] | None
+
+
+def assemble(cfg: BuildConfig, staging: Path) -> Assembled:
+    """Build the tree; say which modules it ships and which it wanted but lacks."""
     tree = Tree()
     add_base(tree)
     add_cmdline(tree, cfg.cmdline)
     add_programs(tree, cfg)
     add_dist(tree, cfg)
     wanted = (*cfg.modules, *cfg.modules_extra)
-    staged = stage_modules(cfg.kernel_root, cfg.kver, wanted, staging, cfg.run_depmod)
+    if not cfg.hostonly:
+        staged = stage_modules(cfg.kernel_root, cfg.kver, wanted, staging, cfg.run_depmod)
+        figures = None
+    else:
+        staged, figures = _stage_hostonly(cfg, wanted, staging)
     tree.add_tree(f"/lib/modules/{cfg.kver}", staged.moddir, part="modules")
-    return tree, staged.closure.names, staged.closure.missing
+    return Assembled(tree, staged.closure.names, staged.closure.missing, figures)
+
+
+def _stage_hostonly(
+    cfg: BuildConfig, default_wanted: tuple[str, ...], staging: Path
+) -> tuple[StagedModules, dict[str, object]]:
+    """The host's drivers plus MOSNET_MODULES, measured against the default list."""
+    default = stage_modules(
+        cfg.kernel_root, cfg.kver, default_wanted, staging / "default", cfg.run_depmod
+    )
+    # the source tree: indexed by now (stage_modules ran depmod if it had to)
+    drivers = host_drivers(
+        cfg.kernel_root / "lib" / "modules" / cfg.kver, cfg.host_devices, cfg.host_loaded
+    )
+    wanted = wanted_modules(MOSNET_MODULES, drivers, cfg.modules_extra)
+    staged = stage_modules(cfg.kernel_root, cfg.kver, wanted, staging / "image", cfg.run_depmod)
+    figures: dict[str, object] = {
+        "modaliases": drivers.modaliases,
+        "host_drivers": list(drivers.modules),
+        "modules_bytes": staged.size,
+        "default_modules_bytes": default.size,
+        "saved_bytes": default.size - staged.size,
+    }
+    return staged, figures
 
 
 def compress(data: bytes, method: str, zstd_level: int = ZSTD_LEVEL) -> bytes:
@@ -184,10 +225,10 @@ def build(cfg: BuildConfig) -> BuildReport:
     """Build the image at ``cfg.out`` (and the JSON report if asked)."""
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mosnet-initramfs-") as tmp:
-        tree, names, missing = assemble(cfg, Path(tmp))
+        made = assemble(cfg, Path(tmp))
         buf = io.BytesIO()
-        cpio_size = write_cpio(tree, buf, cfg.epoch)
-        parts = tree.sizes_by_part()  # stats staged files: before they go
+        cpio_size = write_cpio(made.tree, buf, cfg.epoch)
+        parts = made.tree.sizes_by_part()  # stats staged files: before they go
     image = compress(buf.getvalue(), cfg.compress, cfg.zstd_level)
     cfg.out.parent.mkdir(parents=True, exist_ok=True)
     tmp_out = cfg.out.with_name(cfg.out.name + ".tmp")
@@ -199,10 +240,11 @@ def build(cfg: BuildConfig) -> BuildReport:
         compressed_size=len(image),
         compress=cfg.compress,
         epoch=cfg.epoch,
-        modules=names,
-        missing_modules=missing,
+        modules=made.modules,
+        missing_modules=made.missing,
         seconds=time.monotonic() - start,
         kver=cfg.kver,
+        hostonly=made.hostonly,
     )
     if cfg.report is not None:
         cfg.report.parent.mkdir(parents=True, exist_ok=True)
@@ -219,6 +261,8 @@ def summary(report: BuildReport, out: Path) -> str:
     lines.append(f"  modules: {len(report.modules)} shipped")
     if report.missing_modules:
         lines.append(f"  not in this kernel: {' '.join(report.missing_modules)}")
+    if report.hostonly is not None:
+        lines.append(hostonly_line(report.hostonly))
     return "\n".join(lines)
 
 
@@ -250,6 +294,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--report", type=Path)
     b.add_argument("--epoch", type=int, help="mtime of every entry (default SOURCE_DATE_EPOCH)")
     b.add_argument("--cmdline", help="default kernel parameters stored in the image")
+    b.add_argument(
+        "--hostonly", action="store_true", help="this machine's drivers, not the common list"
+    )
     return ap
 
 
@@ -269,4 +316,5 @@ def config_from_args(argv: Sequence[str] | None = None) -> BuildConfig:
         modules_extra=tuple(args.modules_extra),
         report=args.report,
         cmdline=args.cmdline,
+        hostonly=args.hostonly,
     )

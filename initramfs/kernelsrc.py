@@ -104,12 +104,10 @@ def default_source() -> KernelSource:
 
 
 def run_tool(argv: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(list(argv), cwd=cwd, capture_output=True, text=True, timeout=900)
-    except FileNotFoundError as exc:
-        raise KernelSourceError(
-            f"{argv[0]} not found: install it (apt-get install dpkg apt)"
-        ) from exc
+    if shutil.which(argv[0]) is None:
+        raise KernelSourceError(f"{argv[0]} not found: install it (apt-get install dpkg apt)")
+    cwd.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(list(argv), cwd=cwd, capture_output=True, text=True, timeout=900)
 
 
 def _last_line(text: str) -> str:
@@ -172,7 +170,7 @@ def _prepare_installed(src: KernelSource, cache: Path) -> KernelTree:
     moddir = _modules_dir(src.tree, kver)
     vmlinuz = src.tree / "boot" / f"vmlinuz-{kver}"
     if moddir is None:
-        raise KernelSourceError(f"kernel {kver}: no module tree {src.tree}/lib/modules/{kver}")
+        raise KernelSourceError(f"kernel {kver}: no module tree {src.tree / 'lib/modules' / kver}")
     if not vmlinuz.is_file():
         raise KernelSourceError(f"kernel {kver}: no {vmlinuz} next to its modules")
     if not (moddir / "modules.dep").is_file():

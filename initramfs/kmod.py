@@ -17,12 +17,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_MODULES: tuple[str, ...] = (
+# Drivers for common hardware; build.sh --hostonly replaces them with the
+# build machine's own (initramfs/hostonly.py).
+HARDWARE_MODULES: tuple[str, ...] = (
     # network interfaces, virtual first
     "virtio_net", "virtio_pci", "e1000", "e1000e", "igb", "ixgbe", "i40e", "ice",
     "bnxt_en", "mlx5_core", "r8169", "tg3",
-    # storage and file systems
-    "virtio_blk", "virtio_scsi", "sd_mod", "nvme", "ahci",
+    # disks
+    "virtio_blk", "virtio_scsi", "sd_mod", "nvme", "ahci", "virtio_rng",
+)  # fmt: skip
+# What mosnet itself needs on any machine.
+MOSNET_MODULES: tuple[str, ...] = (
+    # file systems
     "ext4", "xfs", "vfat", "nls_cp437", "nls_ascii", "nls_utf8", "squashfs", "overlay", "loop",
     # bridging, namespaces, packet sockets
     "bridge", "br_netfilter", "veth", "tun", "af_packet",
@@ -30,8 +36,9 @@ DEFAULT_MODULES: tuple[str, ...] = (
     "nf_tables", "nft_ct", "nft_chain_nat", "nft_nat", "nft_masq", "nft_redir",
     "nft_reject_inet", "nft_reject_bridge", "nft_limit", "nft_log", "nft_counter",
     "nft_fib_inet", "nft_meta_bridge", "nf_conntrack_bridge",
-    "openvswitch", "crc32c_generic", "virtio_rng",
+    "openvswitch", "crc32c_generic",
 )  # fmt: skip
+DEFAULT_MODULES: tuple[str, ...] = HARDWARE_MODULES + MOSNET_MODULES
 
 _COMPRESSED = (".ko.xz", ".ko.zst", ".ko.gz")
 _COPIED_INDEXES = ("modules.builtin", "modules.builtin.modinfo", "modules.order")

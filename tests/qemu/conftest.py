@@ -15,6 +15,20 @@ import pytest
 from qemu.topology import Gateway
 from qemu.vm import OUT, TOP, VmSpec
 
+# tests/run-all.sh runs this tier on two workers (pytest -n 2 --dist loadgroup),
+# one TCG guest each. A module stays on one worker (its module fixtures are
+# built once); the two that boot qemu/debroot.sh's image share one.
+SHARED_GROUPS = {"test_boot_chain": "debroot", "test_realroot_systemd": "debroot"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = Path(str(item.fspath)).stem
+        if "/tests/qemu/" in str(item.fspath):
+            item.add_marker(pytest.mark.xdist_group(SHARED_GROUPS.get(module, module)))
+
+
 BOOT_TIMEOUT = 240  # TCG: ~10 s kernel, ~10 s Python start-up, then the work
 
 _counter = iter(range(1000))
