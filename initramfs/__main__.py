@@ -60,8 +60,9 @@ def _run(argv: list[str]) -> str:
 
 def _kernel(args: list[str]) -> str:
     link = "current"
-    if args[:1] == ["--link"] and len(args) >= 2:
-        link, args = args[1], args[2:]
+    if "--link" in args[:-1]:
+        at = args.index("--link")
+        link, args = args[at + 1], args[:at] + args[at + 2 :]
     if len(args) > 1:
         raise BuildError("usage: python -m initramfs kernel [--link NAME] [SOURCE]")
     src = kernelsrc.parse_source(args[0]) if args else kernelsrc.default_source()

@@ -298,7 +298,9 @@ class Apt:
         ]  # fmt: skip
 
     def _call(self, tool: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-        return self.run([tool, *self._options(), *args], cwd)
+        # _apt cannot write into a checkout under /root: download as root, no warning
+        sandbox = ["-oAPT::Sandbox::User=root"] if tool == "apt-get" else []
+        return self.run([tool, *sandbox, *self._options(), *args], cwd)
 
     def update(self) -> None:
         (self.state / "cache").mkdir(parents=True, exist_ok=True)

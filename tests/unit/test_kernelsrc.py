@@ -258,8 +258,9 @@ def test_private_suite_never_uses_the_system_sources(tmp_path: Path) -> None:
     fake = FakeApt()
     apt = Apt(tmp_path / "apt", "trixie", fake)
     assert apt.resolve("linux-image-amd64") == f"linux-image-{K13}"
-    assert fake.calls[0][:2] == [
+    assert fake.calls[0][:3] == [
         "apt-get",
+        "-oAPT::Sandbox::User=root",
         f"-oDir::Etc::sourcelist={tmp_path}/apt/trixie/sources.list",
     ]
     assert all("-oDir::Etc::sourceparts=-" in call for call in fake.calls)
@@ -272,7 +273,7 @@ def test_system_suite_uses_plain_apt_and_reports_download_failure(tmp_path: Path
     apt = Apt(tmp_path / "apt", "", fake)
     with pytest.raises(KernelSourceError, match=r"apt-get download failed: E: Unable to locate"):
         apt.download(f"linux-image-{K12}", tmp_path / "cache" / "k")
-    assert [c[:2] for c in fake.calls] == [
+    assert [[c[0], c[-2]] for c in fake.calls] == [
         ["apt-get", "download"], ["apt-get", "update"], ["apt-get", "download"],
     ]  # fmt: skip
 
