@@ -292,3 +292,11 @@ def test_the_extracted_build_kernel_as_an_installed_tree(tmp_path: Path) -> None
     )
     staged = stage_modules(tree.root, kver, ["virtio_net"], tmp_path / "stage")
     assert "virtio_net" in staged.closure.names and not staged.closure.missing
+
+
+def test_tools_run_in_a_directory_made_for_them(tmp_path: Path) -> None:
+    """A fresh checkout has no .cache/apt/system: that is no missing tool."""
+    res = kernelsrc.run_tool(["true"], tmp_path / "fresh" / "apt" / "system")
+    assert res.returncode == 0 and (tmp_path / "fresh/apt/system").is_dir()
+    with pytest.raises(KernelSourceError, match="no-such-tool-x not found"):
+        kernelsrc.run_tool(["no-such-tool-x"], tmp_path)
