@@ -26,7 +26,7 @@ from typing import Any
 if __package__ in (None, ""):  # a script: import from the checkout, not bench/ (bench/qemu!)
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench.build import timing  # noqa: E402
+from bench.buildtime import timing  # noqa: E402
 from bench.common import chart, stats  # noqa: E402
 from bench.footprint import daemon  # noqa: E402
 from bench.native import boot as native  # noqa: E402

@@ -1,4 +1,4 @@
-"""bench/build/timing.py: step parsing, summary ratios and the report."""
+"""bench/buildtime/timing.py: step parsing, summary ratios and the report."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from bench.build import timing
+from bench.buildtime import timing
 
 BUILD_OUT = """\x1b[1m== pip install -e .[dev]\x1b[0m (0s)
 \x1b[1m== kernel package\x1b[0m (41s)

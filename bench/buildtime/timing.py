@@ -19,7 +19,7 @@ its wheels from pip's own cache.
 
 Each build's phases are read off build.sh's ``== step (Ns)`` lines.
 
-usage: .venv/bin/python bench/build/timing.py [--runs N]   (as root)
+usage: .venv/bin/python bench/buildtime/timing.py [--runs N]   (as root)
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def build(tree: Path) -> tuple[float, dict[str, float]]:
 def change_code(tree: Path, n: int) -> None:
     """A change Nuitka must rebuild for, and nothing else notices."""
     with open(tree / CHANGED_FILE, "a") as f:
-        f.write(f"# bench/build/timing.py: warm rebuild {n}\n")
+        f.write(f"# bench/buildtime/timing.py: warm rebuild {n}\n")
 
 
 def dracut_seconds(log: Callable[[str], None]) -> float | None:
