@@ -23,12 +23,13 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from initramfs.kmod import KmodError, run_depmod
+from mosnet.base import children
+from mosnet.base.children import Ran
 
 PACKAGE = re.compile(r"linux-image-[a-z0-9][a-z0-9.+~-]*")
 SUITE = re.compile(r"[a-z][a-z0-9-]*")
@@ -37,7 +38,7 @@ LINK = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 INSTALLED_WORDS = ("installed", "running", "host")
 DEFAULT_META = "linux-image-amd64"
 
-Run = Callable[[Sequence[str], Path], "subprocess.CompletedProcess[str]"]
+Run = Callable[[Sequence[str], Path], Ran]
 
 
 class KernelSourceError(Exception):
@@ -103,11 +104,15 @@ def default_source() -> KernelSource:
     return parse_source(pkg) if pkg else KernelSource("package", DEFAULT_META)
 
 
-def run_tool(argv: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    if shutil.which(argv[0]) is None:
-        raise KernelSourceError(f"{argv[0]} not found: install it (apt-get install dpkg apt)")
+def run_tool(argv: Sequence[str], cwd: Path) -> Ran:
+    """The project's one runner, in CWD (made first: the cache is new on a fresh checkout)."""
     cwd.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(list(argv), cwd=cwd, capture_output=True, text=True, timeout=900)
+    ran = children.run(argv, timeout=900, cwd=str(cwd))
+    if ran.failure == "missing":
+        raise KernelSourceError(f"{argv[0]} not found: install it (apt-get install dpkg apt)")
+    if ran.failure is not None:
+        raise KernelSourceError(f"{argv[0]}: {ran.error}")
+    return ran
 
 
 def _last_line(text: str) -> str:
@@ -297,7 +302,7 @@ class Apt:
             "-oAPT::Get::List-Cleanup=0",
         ]  # fmt: skip
 
-    def _call(self, tool: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    def _call(self, tool: str, args: list[str], cwd: Path) -> Ran:
         # _apt cannot write into a checkout under /root: download as root, no warning
         sandbox = ["-oAPT::Sandbox::User=root"] if tool == "apt-get" else []
         return self.run([tool, *sandbox, *self._options(), *args], cwd)

@@ -97,12 +97,14 @@ def run(
     stdin: str | None = None,
     env: Mapping[str, str] | None = None,
     executable: str | None = None,
+    cwd: str | None = None,
 ) -> Ran:
     """Run ``argv`` to its end (or ``timeout`` seconds); never raises for a failed run.
 
     ``stdin`` is UTF-8 text (bytes that were not, as surrogates, pass as they
     were); ``env`` replaces the environment (None: ours); ``executable`` is the
-    program to start when it is not ``argv[0]`` (argv[0] is then its name).
+    program to start when it is not ``argv[0]`` (argv[0] is then its name);
+    ``cwd`` must exist (a missing one would read as a missing program).
     """
     args = tuple(argv)
     # Before the fork: a str that will not encode must not leave a child behind.
@@ -115,6 +117,7 @@ def run(
             stderr=subprocess.PIPE,
             env=None if env is None else dict(env),
             executable=executable,
+            cwd=cwd,
             process_group=0,  # so a timeout kills whatever it started too
         )
     except FileNotFoundError as exc:

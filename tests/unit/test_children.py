@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +95,8 @@ def test_stdin_bytes_as_surrogates_pass_unchanged() -> None:
         ["od", "-An", "-tx1"], timeout=10, stdin=b"\xff\n".decode("utf-8", "surrogateescape")
     )
     assert ran.stdout.split() == ["ff", "0a"]
+
+
+def test_runs_in_the_directory_given(tmp_path: Path) -> None:
+    ran = children.run(["pwd"], timeout=10, cwd=str(tmp_path))
+    assert ran.ok and ran.stdout.strip() == str(tmp_path)

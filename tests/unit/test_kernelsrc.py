@@ -15,6 +15,7 @@ import pytest
 from initramfs import kernelsrc
 from initramfs.kernelsrc import Apt, KernelSource, KernelSourceError, parse_source, prepare
 from initramfs.kmod import stage_modules
+from mosnet.base.children import Ran
 
 needs_dpkg = pytest.mark.skipif(
     not (shutil.which("dpkg-deb") and shutil.which("depmod")), reason="needs dpkg-deb and depmod"
@@ -244,14 +245,14 @@ class FakeApt:
         self.calls: list[list[str]] = []
         self.download_ok = download_ok
 
-    def __call__(self, argv: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    def __call__(self, argv: Sequence[str], cwd: Path) -> Ran:
         self.calls.append(list(argv))
         out, rc = "", 0
         if "depends" in argv:
             out = f"linux-image-amd64\n  Depends: linux-image-{K13}\n"
         if "download" in argv:
             rc = 0 if self.download_ok else 100
-        return subprocess.CompletedProcess(list(argv), rc, out, "E: Unable to locate package\n")
+        return Ran(tuple(argv), rc, out, "E: Unable to locate package\n")
 
 
 def test_private_suite_never_uses_the_system_sources(tmp_path: Path) -> None:
