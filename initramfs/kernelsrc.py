@@ -18,7 +18,6 @@ modules need nothing here: kmod.stage_modules decompresses what it packs.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import re
@@ -27,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from initramfs.kmod import KmodError, run_depmod
+from initramfs.kmod import KmodError, decompress_module, run_depmod
 from mosnet.base import children
 from mosnet.base.children import Ran
 
@@ -251,9 +250,9 @@ def _decompress_gzip(moddir: Path) -> None:
     gz = sorted(moddir.rglob("*.ko.gz"))
     for path in gz:
         try:
-            path.with_name(path.name[:-3]).write_bytes(gzip.decompress(path.read_bytes()))
-        except (OSError, EOFError) as exc:
-            raise KernelSourceError(f"{path.name}: cannot decompress: {exc}") from exc
+            path.with_name(path.name[:-3]).write_bytes(decompress_module(path))
+        except KmodError as exc:
+            raise KernelSourceError(str(exc)) from exc
         path.unlink()
     if gz:
         (moddir / "modules.dep").unlink(missing_ok=True)  # it named the .gz files
