@@ -92,6 +92,11 @@ def _set_devkmsg(value: str) -> str | None:
 GUEST_MODULES = ("veth", "tun")
 
 
+def uplink_modules(net: NetConfig) -> tuple[str, ...]:
+    """bond= and vlan= need their drivers before the link stack is built."""
+    return ("bonding",) * bool(net.bonds) + ("8021q",) * bool(net.vlans)
+
+
 def load_drivers(state: BootState) -> None:
     kver = os.uname().release
     index = modindex.ModuleIndex.for_image(kver)
@@ -101,7 +106,7 @@ def load_drivers(state: BootState) -> None:
     # Guests hang off br-mosnet through veth and tap devices; a netbooted
     # root often has no module tree for this kernel, so load them while the
     # initramfs still has them.
-    for name in GUEST_MODULES:
+    for name in GUEST_MODULES + uplink_modules(state.net):
         loader.load(name)
     chain.load_private_modules(loader, kver, modindex.PRIVATE_MODULES)
     state.modules_done = True
@@ -110,8 +115,16 @@ def load_drivers(state: BootState) -> None:
 def bring_up_network(state: BootState) -> None:
     """Static mode from mosip4/mosip6/ip=, else DHCP; then the firewall. Never fatal."""
     state.network_done = True
+    cfg, facts = state.cfg, state.facts
+    if not state.net.network:
+        if cfg.netroot is None and cfg.nfs is None and cfg.netroot_error is None:
+            _log.info("ip=off or rd.neednet=0: no network; firewall only if asked for")
+            facts.mode, facts.firewall = "off", phase.set_up_firewall(state.net)
+            facts.firewall_requested = facts.firewall is not None
+            return
+        _log.warning("ip=off or rd.neednet=0, but the root is on the network: bringing it up")
     out = state.network = phase.bring_up(state.net, RUN_DIR, timings=state.timings)
-    facts = state.facts
+    facts.hostname, facts.links = state.net.hostname, [str(a) for a in out.plan.links]
     facts.mode, facts.nic, facts.nic_reason = out.mode, out.uplink.nic, out.uplink.reason
     facts.nic_mac, facts.backend, facts.port = out.uplink.mac, out.backend, out.port
     facts.errors = list(out.errors)

@@ -38,6 +38,8 @@ class NetFacts:
     coexist: list[str] = field(default_factory=list)  # files for networkd, NM, ifupdown
     firewall: FirewallResult | None = None
     firewall_requested: bool = False
+    hostname: str | None = None  # from ip=
+    links: list[str] = field(default_factory=list)  # renames, bonds, VLANs as planned
 
 
 def open_log(run_dir: str = statefile.RUN_DIR) -> None:
@@ -97,6 +99,8 @@ def network_section(net: NetFacts, run_dir: str) -> Any:
         "dns": _resolv(os.path.join(run_dir, "resolv.conf")),
         "coexist": list(net.coexist),
         "errors": list(net.errors),
+        "hostname": net.hostname,
+        "links": list(net.links),
     }
     names = [n for n in (net.port, net.nic) if n]
     try:

@@ -304,20 +304,23 @@ def mount_root(
     """
     ms_flags, override, data = split_options(flags)
     ro = readonly if override is None else override
+    failures: list[str] = []
     if fstype and fstype != "auto":
         types = [t for t in fstype.split(",") if t]
     else:
         info = probe(dev)
         types = fstype_order(info.fstype if info else None, block_fstypes(proc_filesystems))
-    failures: list[str] = []
+        if info is None:  # say so first: a wrong root= is likelier than a missing driver
+            failures.append("no filesystem recognised on it (rootfstype= names its type)")
     for t in types:
         err = _try_mount(mount, dev, target, t, ms_flags, ro, data)
         if err is None:
             _log.info("mounted %s on %s as %s (%s)", dev, target, t, "ro" if ro else "rw")
             return t
         failures.append(f"{t}: {err}")
-    tried = "; ".join(failures) or "no block filesystem types known to the kernel"
-    raise RootMountError(f"cannot mount {dev} on {target}: {tried}")
+    if not types:
+        failures.append("no block filesystem types known to the kernel")
+    raise RootMountError(f"cannot mount {dev} on {target}: {'; '.join(failures)}")
 
 
 def _try_mount(

@@ -30,8 +30,8 @@ HARDWARE_MODULES: tuple[str, ...] = (
 MOSNET_MODULES: tuple[str, ...] = (
     # file systems
     "ext4", "xfs", "vfat", "nls_cp437", "nls_ascii", "nls_utf8", "squashfs", "overlay", "loop",
-    # bridging, namespaces, packet sockets
-    "bridge", "br_netfilter", "veth", "tun", "af_packet",
+    # bridging, datacenter uplinks (bond=, vlan=), namespaces, packet sockets
+    "bridge", "br_netfilter", "bonding", "8021q", "veth", "tun", "af_packet",
     # nftables for the MAC NAT and the bridge filters
     "nf_tables", "nft_ct", "nft_chain_nat", "nft_nat", "nft_masq", "nft_redir",
     "nft_reject_inet", "nft_reject_bridge", "nft_limit", "nft_log", "nft_counter",

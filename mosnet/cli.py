@@ -24,6 +24,7 @@ from mosnet.dhcp4.lease import LeaseError, from_json
 from mosnet.topology.plan import RESOLV_CONF, Plan, plan
 from mosnet.uplink import nicfile
 from mosnet.uplink.discover import Nic
+from mosnet.uplink.linkstack import plan_links
 
 LIVE_LEASE = f"/run/mosnet/lease-{DHCP_PORT}.json"
 
@@ -108,9 +109,10 @@ def build(args: argparse.Namespace) -> Plan:
             text = f.read()
     parsed = parse(text)
     nics = nicfile.load(args.links) if args.links else _live_nics()
+    stack = plan_links(parsed.config, nics)  # bonds and VLANs become the candidates
     result = plan(
-        parsed.config, nics, args.chosen, ovs_available=_ovs_available(args),
-        resolv_conf=args.resolv_conf,
+        parsed.config, stack.uplinks, args.chosen, ovs_available=_ovs_available(args),
+        resolv_conf=args.resolv_conf, links=stack,
     )  # fmt: skip
     extra = tuple(f"cmdline: {e}" for e in parsed.errors) + tuple(
         f"cmdline: {n}" for n in parsed.notes

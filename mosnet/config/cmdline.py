@@ -33,16 +33,19 @@ from dataclasses import dataclass, field
 from typing import TypeVar, cast
 
 from mosnet.base.errors import ParamError, shown
-from mosnet.config import cmdline_fw, kcmdline, registry
+from mosnet.config import cmdline_fw, cmdline_link, kcmdline, registry
 from mosnet.config import cmdline_ip as v  # value checkers and the ip= dialect
 from mosnet.config.model import (
+    BondSpec,
     BridgeKind,
     DhcpSpec,
     FirewallSpec,
     Ip4Static,
     Ip6Static,
+    LinkSetting,
     NatSpec,
     NetConfig,
+    VlanSpec,
 )
 
 MAX_TIMEOUT = registry.MAX_SECONDS
@@ -75,6 +78,13 @@ class _Builder:
     ifnames: list[tuple[str, str]] = field(default_factory=list)
     nameservers: list[v.IpAddr] = field(default_factory=list)
     hostname: str | None = None
+    bonds: list[BondSpec] = field(default_factory=list)
+    vlans: list[VlanSpec] = field(default_factory=list)
+    link_settings: list[LinkSetting] = field(default_factory=list)
+    neednet: bool | None = None  # rd.neednet=, None: not given
+    ip_off: bool = False
+    peerdns: bool = True
+    use_bootif: bool = True
 
 
 # --- the mos* parameters -------------------------------------------------------
@@ -170,6 +180,33 @@ def _ifname(value: str, b: _Builder) -> None:
     b.ifnames.append(pair)
 
 
+def _bond(value: str, b: _Builder) -> None:
+    spec = cmdline_link.bond(value)
+    taken = {n for other in b.bonds for n in (other.name, *other.slaves)}
+    if spec.name in taken or taken & set(spec.slaves):
+        raise ParamError("bond", value, "a bond whose name and slaves no other bond= uses")
+    b.bonds.append(spec)
+
+
+def _vlan(value: str, b: _Builder) -> None:
+    spec = cmdline_link.vlan(value)
+    if any(other.name == spec.name for other in b.vlans):
+        raise ParamError("vlan", value, "a VLAN name no other vlan= uses")
+    b.vlans.append(spec)
+
+
+def _neednet(value: str, b: _Builder) -> None:
+    b.neednet = registry.truth("rd.neednet", value or None)
+
+
+def _peerdns(value: str, b: _Builder) -> None:
+    b.peerdns = registry.truth("rd.peerdns", value)
+
+
+def _use_bootif(value: str, b: _Builder) -> None:
+    b.use_bootif = registry.truth("rd.bootif", value)
+
+
 def _nameserver(value: str, b: _Builder) -> None:
     b.nameservers.append(v.nameserver("nameserver", value))
 
@@ -180,6 +217,9 @@ def _ip(value: str, b: _Builder) -> None:
     b.nameservers.extend(form.nameservers)
     if form.hostname is not None:
         b.hostname = form.hostname
+    if form.link is not None:
+        b.link_settings.append(form.link)
+    b.ip_off |= form.off
 
 
 HANDLERS: dict[str, Callable[[str, _Builder], None]] = {
@@ -194,6 +234,11 @@ HANDLERS: dict[str, Callable[[str, _Builder], None]] = {
     "ifname": _ifname,
     "nameserver": _nameserver,
     "ip": _ip,
+    "bond": _bond,
+    "vlan": _vlan,
+    "rd.neednet": _neednet,
+    "rd.peerdns": _peerdns,
+    "rd.bootif": _use_bootif,
 }
 
 
@@ -290,7 +335,25 @@ def _freeze(b: _Builder) -> NetConfig:
         ifnames=tuple(b.ifnames),
         nameservers=tuple(seen),
         hostname=b.hostname,
+        bonds=tuple(b.bonds),
+        vlans=tuple(b.vlans),
+        link_settings=tuple(b.link_settings),
+        network=_network_wanted(b),
+        peerdns=b.peerdns,
+        use_bootif=b.use_bootif,
     )
+
+
+def _network_wanted(b: _Builder) -> bool:
+    """Off for ip=off|none or rd.neednet=0, unless an address or rd.neednet=1 asks for it."""
+    if b.neednet is not None:
+        if b.ip_off and b.neednet:
+            b.sink.note("rd.neednet=1 given: ip=off ignored")
+        return b.neednet
+    if b.ip_off and (b.ip4 is not None or b.ip6 is not None):
+        b.sink.note("ip=off ignored: a static address is given")
+        return True
+    return not b.ip_off
 
 
 # --- reporting -----------------------------------------------------------------

@@ -15,7 +15,7 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import TypeVar
 
 from mosnet.base.errors import ParamError, escaped
-from mosnet.config.model import Ip4Static, Ip6Static, PortRange
+from mosnet.config.model import Ip4Static, Ip6Static, LinkSetting, PortRange
 
 IpAddr = IPv4Address | IPv6Address
 T = TypeVar("T")
@@ -178,6 +178,8 @@ class IpForm:
     dhcp_device: str | None = None
     dhcp_all: bool = False
     dhcp6: bool = False
+    link: LinkSetting | None = None  # MTU/MAC fields
+    off: bool = False  # ip=off|none: no network
 
 
 def split_fields(value: str) -> list[str]:
@@ -232,8 +234,8 @@ def _ip_word(value: str, sink: Sink) -> IpForm:
     if word in _DHCP6_WORDS:
         return IpForm(dhcp_all=True, dhcp6=True)
     if word in ("off", "none"):
-        sink.note(f"ip={value}: ignored, mosnet always brings the network up")
-    elif word in _LATER_WORDS or word == "link-local":
+        return IpForm(off=True)
+    if word in _LATER_WORDS or word == "link-local":
         sink.note(f"ip={value}: not supported yet, ignored")
     else:
         raise ParamError("ip", value, E_IP)
@@ -248,38 +250,37 @@ def _ip_iface(value: str, fields: list[str], hwaddr: str | None, sink: Sink) -> 
     method = fields[1].lower()
     if method not in _DHCP_WORDS and method not in _LATER_WORDS:
         raise ParamError("ip", fields[1], "dhcp|on|any|dhcp6|auto6|link6 after <iface>:")
-    _extras_mtu_mac(value, fields[2] if len(fields) > 2 else "", hwaddr, sink)
+    link = _link_setting(dev, fields[2] if len(fields) > 2 else "", hwaddr, sink)
     if method in _DHCP6_WORDS:
-        return IpForm(dhcp_device=dev, dhcp6=True)
+        return IpForm(dhcp_device=dev, dhcp6=True, link=link)
     if method in _LATER_WORDS:
         sink.note(f"ip={value}: {method} not supported yet, ignored")
         return IpForm()
-    return IpForm(dhcp_device=dev)
+    return IpForm(dhcp_device=dev, link=link)
 
 
-def _extras_mtu_mac(value: str, mtu: str, hwaddr: str | None, sink: Sink) -> None:
-    """MTU and MAC override are checked but not applied yet: say so, keep going."""
-    try:
-        if mtu:
-            number("ip", mtu, 68, 65535, E_MTU)
-            sink.note(f"ip={value}: MTU {mtu} not supported yet, ignored")
-        if hwaddr is not None:
-            mac("ip", hwaddr)
-            sink.note(f"ip={value}: MAC override {hwaddr} not supported yet, ignored")
-    except ParamError as exc:
-        sink.errors.append(exc)
+def _link_setting(dev: str | None, mtu: str, hwaddr: str | None, sink: Sink) -> LinkSetting | None:
+    """The MTU and MAC fields; a bad one is reported and dropped alone."""
+    got_mtu = _soft(sink, lambda p, t: number(p, t, 68, 65535, E_MTU), mtu) if mtu else None
+    got_mac = _soft(sink, mac, hwaddr) if hwaddr is not None else None
+    if got_mtu is None and got_mac is None:
+        return None
+    return LinkSetting(dev, got_mtu, got_mac)
 
 
 def _ip_full(value: str, f: list[str], hwaddr: str | None, sink: Sink) -> IpForm:
     """``<client>:[<peer>]:<gw>:<netmask>:<hostname>:<iface>:<method>[:...]``."""
     method = f[6].lower()
     dev = ifname("ip", f[5]) if f[5] else None
-    if method in _DHCP_WORDS:
-        if any(f[:5]):
+    if method in _DHCP_WORDS + _DHCP6_WORDS:
+        if any(f[:4]):
             sink.note(f"ip={value}: {method} asked, static fields ignored")
-        return IpForm(dhcp_device=dev, dhcp_all=dev is None)
-    if method in _DHCP6_WORDS:
-        return IpForm(dhcp_device=dev, dhcp_all=dev is None, dhcp6=True)
+        host = _soft(sink, hostname, f[4]) if f[4] else None
+        servers, link = _ip_tail(value, f[7:], dev, hwaddr, sink)
+        return IpForm(
+            hostname=host, nameservers=servers, dhcp_device=dev, dhcp_all=dev is None,
+            dhcp6=method in _DHCP6_WORDS, link=link,
+        )  # fmt: skip
     if method in _LATER_WORDS:
         sink.note(f"ip={value}: {method} not supported yet, ignored")
         return IpForm()
@@ -289,8 +290,8 @@ def _ip_full(value: str, f: list[str], hwaddr: str | None, sink: Sink) -> IpForm
         raise ParamError("ip", value, "a client address for a static ip= (or a DHCP method)")
     form = _ip_static(value, f, dev, sink)
     host = _soft(sink, hostname, f[4]) if f[4] else None
-    servers = _ip_tail(value, f[7:], hwaddr, sink)
-    return IpForm(form.ip4, form.ip6, host, servers)
+    servers, link = _ip_tail(value, f[7:], dev, hwaddr, sink)
+    return IpForm(form.ip4, form.ip6, host, servers, link=link)
 
 
 def _ip_static(value: str, f: list[str], dev: str | None, sink: Sink) -> IpForm:
@@ -356,13 +357,14 @@ def _soft(sink: Sink, check: Callable[[str, str], T], tok: str) -> T | None:
         return None
 
 
-def _ip_tail(value: str, tail: list[str], hwaddr: str | None, sink: Sink) -> tuple[IpAddr, ...]:
-    """Fields 8+: ``<mtu>[:<mac>]`` or ``<dns1>[:<dns2>[:<ntp>]]`` (kernel)."""
+def _ip_tail(
+    value: str, tail: list[str], dev: str | None, hwaddr: str | None, sink: Sink
+) -> tuple[tuple[IpAddr, ...], LinkSetting | None]:
+    """Fields 8+: ``<mtu>[:<mac>]`` (dracut) or ``<dns1>[:<dns2>[:<ntp>]]`` (kernel)."""
     if hwaddr is not None or (tail and re.fullmatch("[0-9]+", tail[0])):
         if len(tail) > 1:
             sink.error("ip", ":".join(tail[1:]), E_MAC)
-        _extras_mtu_mac(value, tail[0] if tail else "", hwaddr, sink)
-        return ()
+        return (), _link_setting(dev, tail[0] if tail else "", hwaddr, sink)
     if len(tail) > 3:
         sink.error("ip", ":".join(tail[3:]), "at most <dns1>:<dns2>:<ntp> after the method")
     servers: list[IpAddr] = []
@@ -372,4 +374,4 @@ def _ip_tail(value: str, tail: list[str], hwaddr: str | None, sink: Sink) -> tup
             servers += [got] if got is not None else []
     if len(tail) > 2 and tail[2]:
         sink.note(f"ip={value}: NTP server {tail[2]} ignored")
-    return tuple(servers)
+    return tuple(servers), None

@@ -82,6 +82,59 @@ class DhcpSpec:
     dhcp6: bool = False  # ip=dhcp6/either6: DHCPv6 even if the RA does not ask for it
 
 
+# The index is the kernel's number for each (IFLA_BOND_MODE, IFLA_BOND_XMIT_HASH_POLICY).
+BOND_MODES = (
+    "balance-rr", "active-backup", "balance-xor", "broadcast", "802.3ad", "balance-tlb",
+    "balance-alb",
+)  # fmt: skip
+XMIT_HASH_POLICIES = ("layer2", "layer3+4", "layer2+3", "encap2+3", "encap3+4", "vlan+srcmac")
+
+
+@dataclass(frozen=True)
+class BondSpec:
+    """``bond=<name>:<slaves>:<options>:<mtu>`` (dracut); defaults as dracut's."""
+
+    name: str
+    slaves: tuple[str, ...] = ("eth0", "eth1")
+    mode: str = "balance-rr"
+    miimon: int = 100  # the kernel's 0 would never notice a dead link
+    updelay: int = 0
+    downdelay: int = 0
+    lacp_rate: str = "slow"  # 802.3ad only: slow (30 s) or fast (1 s)
+    xmit_hash_policy: str = "layer2"
+    primary: str | None = None  # active-backup: the slave preferred when up
+    mtu: int | None = None
+
+    def options(self) -> str:
+        """The options as ``ip link`` and ``/proc/net/bonding`` name them."""
+        out = [f"mode {self.mode}", f"miimon {self.miimon}"]
+        out += [f"updelay {self.updelay}"] if self.updelay else []
+        out += [f"downdelay {self.downdelay}"] if self.downdelay else []
+        out += [f"lacp_rate {self.lacp_rate}"] if self.mode == "802.3ad" else []
+        if self.mode in ("balance-xor", "802.3ad", "balance-tlb", "balance-alb"):
+            out.append(f"xmit_hash_policy {self.xmit_hash_policy}")
+        out += [f"primary {self.primary}"] if self.primary else []
+        return " ".join(out)
+
+
+@dataclass(frozen=True)
+class VlanSpec:
+    """``vlan=<name>:<parent>``; the VLAN id comes from the name (dracut)."""
+
+    name: str
+    parent: str
+    vid: int
+
+
+@dataclass(frozen=True)
+class LinkSetting:
+    """MTU and MAC for one device, from ``ip=<dev>:...:<mtu>:<mac>``; None: unchanged."""
+
+    device: str | None  # None: the uplink, whichever it turns out to be
+    mtu: int | None = None
+    mac: str | None = None
+
+
 @dataclass(frozen=True)
 class NetConfig:
     ip4: Ip4Static | None = None
@@ -94,6 +147,12 @@ class NetConfig:
     ifnames: tuple[tuple[str, str], ...] = ()  # ifname=<name>:<mac>
     nameservers: tuple[IPv4Address | IPv6Address, ...] = ()
     hostname: str | None = None  # from ip=...:<hostname>:...
+    bonds: tuple[BondSpec, ...] = ()
+    vlans: tuple[VlanSpec, ...] = ()
+    link_settings: tuple[LinkSetting, ...] = ()
+    network: bool = True  # False: ip=off|none or rd.neednet=0, and no network root
+    peerdns: bool = True  # rd.peerdns=0: DNS servers from DHCP/RA are not used
+    use_bootif: bool = True  # rd.bootif=0: BOOTIF= is ignored
 
     @property
     def mode(self) -> Literal["static", "dhcp"]:

@@ -82,6 +82,17 @@ _TABLE = (
     ),
     _net("mosbridge", "ovs|linux|auto"),
     _net("BOOTIF", "01-aa-bb-cc-dd-ee-ff or aa-bb-cc-dd-ee-ff"),
+    Parameter(
+        "bond",
+        "net",
+        "both",
+        "<name>[:<slave>,<slave>...[:<option>=<value>,...[:<mtu>]]]",
+        repeatable=True,
+    ),
+    _net("vlan", "<name>:<parent> with the id in the name: vlan5, eth0.5", repeatable=True),
+    Parameter("rd.neednet", "net", "both", f"a bare flag or {BOOL_TEXT}", boolean=True),
+    _net("rd.peerdns", BOOL_TEXT, boolean=True),
+    _net("rd.bootif", BOOL_TEXT, boolean=True),
     _net("ifname", "<name>:<mac>", repeatable=True),
     _net("nameserver", "an IPv4 or IPv6 address", repeatable=True),
     _net(

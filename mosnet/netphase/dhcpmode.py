@@ -12,18 +12,18 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from pyroute2 import IPRoute
-
 from mosnet.base import log
 from mosnet.base.names import DHCP_PORT
 from mosnet.config.model import NetConfig
 from mosnet.daemon.leasekeeper import LeaseKeeper, resolv_targets
-from mosnet.dhcp4.client import Client
+from mosnet.dhcp4 import fsm
+from mosnet.dhcp4.client import Client, ClientConfig
 from mosnet.dhcp4.lease import Lease
 from mosnet.ipv6 import autoconf
+from mosnet.netphase import links
 from mosnet.netphase.outcome import Outcome, Uplink
 from mosnet.ovs import vswitch
-from mosnet.state.resolvconf import ResolvConf
+from mosnet.state.resolvconf import DnsInfo, ResolvConf
 from mosnet.topology import netapply
 from mosnet.topology.plan import plan
 from mosnet.uplink import discover, offers
@@ -34,14 +34,26 @@ REQUEST_TIMEOUT = 10.0  # for the second exchange, on mos
 _log = log.get("dhcpmode")
 
 
-def _candidates(cfg: NetConfig, include: tuple[str, ...]) -> tuple[discover.Nic, ...]:
-    with IPRoute() as ipr:
-        nics = discover.list_nics(ipr, include=include + cfg.dhcp.devices)
-        if cfg.dhcp.devices:  # ip=<iface>:dhcp restricts the probe
-            nics = tuple(n for n in nics if n.name in cfg.dhcp.devices)
-        discover.bring_up(ipr, nics)
+def _candidates(cfg: NetConfig, include: tuple[str, ...]) -> links.Links:
+    found = links.set_up(cfg, include + cfg.dhcp.devices)
+    nics = probed(cfg, found)
     if nics and not discover.wait_for_carrier(nics, CARRIER_TIMEOUT):
         _log.warning("no NIC has carrier after %.0f s", CARRIER_TIMEOUT)
+    return dataclasses.replace(found, candidates=nics)
+
+
+def probed(cfg: NetConfig, found: links.Links) -> tuple[discover.Nic, ...]:
+    """Who takes part in the offer race: the ``ip=<iface>:dhcp`` devices, else BOOTIF's
+    uplink (as dracut: only the NIC the firmware booted from), else every candidate."""
+    nics = found.candidates
+    if cfg.dhcp.devices:
+        return tuple(n for n in nics if n.name in cfg.dhcp.devices)
+    boot = links.bootif_uplink(cfg, found)
+    if boot is not None:
+        _log.info("BOOTIF=%s: DHCP on %s only (rd.bootif=0 probes all)", cfg.bootif, boot)
+        return tuple(n for n in nics if n.name == boot)
+    if cfg.bootif is not None and cfg.use_bootif:
+        _log.warning("BOOTIF=%s matches no NIC: DHCP on all of them", cfg.bootif)
     return nics
 
 
@@ -67,10 +79,15 @@ def offer_reason(found: offers.ProbeResult, prefer_private: bool) -> str:
     return f"offer {found.yiaddr} from {server}, {seen}; {rule}"
 
 
-def lease_on(port: str, run_dir: str, resolv: ResolvConf) -> tuple[Client | None, Lease | None]:
-    """Request the lease on ``port`` and bind it; the client goes to the daemon."""
+def lease_on(
+    port: str, run_dir: str, resolv: ResolvConf, hostname: str | None = None
+) -> tuple[Client | None, Lease | None]:
+    """Request the lease on ``port`` and bind it; the client goes to the daemon.
+
+    ``hostname`` (from ``ip=``) goes out in option 12, on renewals too.
+    """
     try:
-        client = Client(port)
+        client = Client(port, config=ClientConfig(machine=fsm.Config(hostname=hostname)))
     except OSError as exc:
         _log.error("cannot open a DHCP socket on %s: %s", port, exc)
         return None, None
@@ -83,23 +100,28 @@ def lease_on(port: str, run_dir: str, resolv: ResolvConf) -> tuple[Client | None
 
 
 def bring_up(cfg: NetConfig, run_dir: str, include: tuple[str, ...] = ()) -> Outcome:
-    nics = _candidates(cfg, include)
+    found = _candidates(cfg, include)
+    nics = found.candidates
     choice = choose_nic(cfg, nics) if nics else None
-    the_plan = plan(cfg, nics, choice.name if choice else None, ovs_available=vswitch.available())
+    the_plan = plan(cfg, nics, choice.name if choice else None,
+                    ovs_available=vswitch.available(), links=found.stack)  # fmt: skip
     for line in the_plan.render().splitlines():
         _log.info("plan: %s", line)
-    resolv = ResolvConf(resolv_targets(run_dir))
+    static = DnsInfo.of(cfg.nameservers, (), "nameserver= on the command line")
+    resolv = ResolvConf(resolv_targets(run_dir), static=static, peer=cfg.peerdns)
     nic = next((n for n in nics if n.name == the_plan.nic), None)
     uplink = Uplink(the_plan.nic, nic.mac if nic else None, choice.reason if choice else "")
     if not the_plan.ok:
-        return Outcome("dhcp", the_plan, resolv, uplink=Uplink(), errors=the_plan.errors)
+        errors = found.errors + the_plan.errors
+        return Outcome("dhcp", the_plan, resolv, uplink=Uplink(), errors=errors)
     applied = netapply.apply_plan(the_plan)
     port = DHCP_PORT if applied.ok else the_plan.nic
-    out = Outcome("dhcp", the_plan, resolv, applied, uplink, port, errors=applied.errors)
+    errors = found.errors + applied.errors
+    out = Outcome("dhcp", the_plan, resolv, applied, uplink, port, errors=errors)
     if port is None:
         return out
     os.makedirs(run_dir, exist_ok=True)
-    client, lease = lease_on(port, run_dir, resolv)
+    client, lease = lease_on(port, run_dir, resolv, cfg.hostname)
     if client is not None and lease is not None:
         the_plan = the_plan.with_lease(lease, port, client.clock())
     v6 = start_ipv6(cfg, port, run_dir, resolv)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 from ipaddress import IPv4Address, IPv6Address
 
 from mosnet.base import log
@@ -35,11 +36,24 @@ def bring_up(
     ``timings`` gets how long ``network`` and ``firewall`` took.
     """
     times = timings if timings is not None else {}
+    if cfg.hostname:
+        set_hostname(cfg.hostname)
     with log.step(_log, "network", times):
         out = _network(cfg, run_dir, include)
     with log.step(_log, "firewall", times):
         out = dataclasses.replace(out, firewall=set_up_firewall(cfg))
     return out
+
+
+def set_hostname(name: str) -> bool:
+    """The ``ip=`` host name, before DHCP (which then sends it and keeps it)."""
+    try:
+        socket.sethostname(name)
+    except OSError as exc:
+        _log.error("hostname %s not set: %s", name, exc.strerror or exc)
+        return False
+    _log.info("hostname set to %s (ip=)", name)
+    return True
 
 
 def _network(cfg: NetConfig, run_dir: str, include: tuple[str, ...]) -> Outcome:

@@ -17,6 +17,7 @@ from mosnet.base import log, netif
 from mosnet.base.names import STATIC_PORT
 from mosnet.config.model import NetConfig
 from mosnet.l2 import announce
+from mosnet.netphase import links
 from mosnet.netphase.outcome import Outcome, Uplink
 from mosnet.ovs import vswitch
 from mosnet.state.resolvconf import DnsInfo, ResolvConf
@@ -33,14 +34,13 @@ IFA_F_DADFAILED = 0x08
 _log = log.get("static")
 
 
-def _discover(cfg: NetConfig, include: tuple[str, ...]) -> tuple[discover.Nic, ...]:
+def _discover(cfg: NetConfig, include: tuple[str, ...]) -> links.Links:
     include += (cfg.device,) if cfg.device else ()
-    with IPRoute() as ipr:
-        nics = discover.list_nics(ipr, include=include)
-        discover.bring_up(ipr, nics)
+    found = links.set_up(cfg, include)
+    nics = found.candidates
     if nics and not discover.wait_for_carrier(nics, CARRIER_TIMEOUT):
         _log.warning("no NIC has carrier after %.0f s; probing anyway", CARRIER_TIMEOUT)
-    return nics
+    return found
 
 
 def choose_nic(cfg: NetConfig, nics: tuple[discover.Nic, ...]) -> discover.Choice | None:
@@ -125,13 +125,14 @@ def bring_up(cfg: NetConfig, run_dir: str, include: tuple[str, ...] = ()) -> Out
     ``nameserver=`` goes to ``<run_dir>/resolv.conf``: PID 1's real root is
     not mounted yet, and /run moves into it.
     """
-    nics = _discover(cfg, include)
+    found = _discover(cfg, include)
+    nics = found.candidates
     choice = choose_nic(cfg, nics)
     os.makedirs(run_dir, exist_ok=True)
     resolv_path = os.path.join(run_dir, "resolv.conf")
     the_plan = plan(
         cfg, nics, choice.name if choice else None, ovs_available=vswitch.available(),
-        resolv_conf=resolv_path,
+        resolv_conf=resolv_path, links=found.stack,
     )  # fmt: skip
     for line in the_plan.render().splitlines():
         _log.info("plan: %s", line)
@@ -142,7 +143,7 @@ def bring_up(cfg: NetConfig, run_dir: str, include: tuple[str, ...] = ()) -> Out
     out = Outcome(
         "static", the_plan, ResolvConf([resolv_path], v4=dns), applied,
         Uplink(the_plan.nic, nic.mac if nic else None, choice.reason if choice else ""),
-        port, errors=applied.errors,
+        port, errors=found.errors + applied.errors,
     )  # fmt: skip
     if applied.ok or applied.rolled_back:
         if cfg.ip6 is not None and port is not None:

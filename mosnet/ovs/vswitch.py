@@ -279,8 +279,9 @@ def build_bridge(
     run_dir: str = RUN_DIR,
     datapath: Datapath = "system",
     timeout: float = TIMEOUT,
+    mtu: int = 1500,
 ) -> Result:
-    """br-mosnet with ``nic`` as uplink and internal ``port`` carrying ``mac``.
+    """br-mosnet with ``nic`` as uplink and internal ``port`` carrying ``mac`` (and ``mtu``).
 
     One ovs-vsctl transaction, idempotent (``--may-exist``). ``fail_mode=secure``
     keeps our flows when no controller is connected (standalone would fall
@@ -298,6 +299,7 @@ def build_bridge(
         *("--", "--may-exist", "add-port", BRIDGE, port),
         *("--", "set", "interface", port, "type=internal", f'mac="{mac.lower()}"'),
         f"ofport_request={HOST_OFPORT}",  # mosnet.ovs.ofrules relies on both numbers
+        *([f"mtu_request={mtu}"] if mtu != 1500 else []),
         *("--", "set-controller", BRIDGE, f"punix:{ctl}"),
         # a flood of unknown guest frames must not swamp the controller
         *("--", "set", "controller", BRIDGE, "controller_rate_limit=1000"),

@@ -118,18 +118,26 @@ class ResolvConf:
 
     Thread-safe: the daemon's DHCPv4 and IPv6 threads share one. Never raises:
     a target that cannot be written is logged and the others are written.
+    ``static`` (``nameserver=``) comes first; with ``peer`` False (``rd.peerdns=0``)
+    the servers DHCP and router advertisements name are kept but not written.
     """
 
     def __init__(
-        self, targets: Sequence[str], v4: DnsInfo = DnsInfo(), v6: DnsInfo = DnsInfo()
+        self,
+        targets: Sequence[str],
+        v4: DnsInfo = DnsInfo(),
+        v6: DnsInfo = DnsInfo(),
+        *,
+        static: DnsInfo = DnsInfo(),
+        peer: bool = True,
     ) -> None:
         self.targets = list(dict.fromkeys(targets))
-        self.v4, self.v6 = v4, v6
+        self.v4, self.v6, self.static, self.peer = v4, v6, static, peer
         self._lock = threading.Lock()
 
     def retarget(self, targets: Sequence[str]) -> ResolvConf:
         """The same sources, written elsewhere (the daemon after a fork)."""
-        return ResolvConf(targets, self.v4, self.v6)
+        return ResolvConf(targets, self.v4, self.v6, static=self.static, peer=self.peer)
 
     def set_v4(self, info: DnsInfo) -> bool:
         with self._lock:
@@ -154,11 +162,13 @@ class ResolvConf:
 
     def text(self) -> str | None:
         """The merged file, or None when no source has a server."""
-        if not self.v4.servers and not self.v6.servers:
+        sources = (self.static, self.v4, self.v6) if self.peer else (self.static,)
+        if not any(i.servers for i in sources):
             return None
-        servers = merge_nameservers(self.v4.servers, self.v6.servers)
-        search = merge_search(self.v4.search, self.v6.search)
-        comment = "; ".join(i.source for i in (self.v4, self.v6) if i.servers and i.source)
+        peers = merge_nameservers(self.v4.servers, self.v6.servers) if self.peer else []
+        servers = _unique([*self.static.servers, *peers])[:MAX_NAMESERVERS]
+        search = merge_search(*(i.search for i in sources))
+        comment = "; ".join(i.source for i in sources if i.servers and i.source)
         return render(servers, search, comment)
 
     def _write(self, targets: Sequence[str]) -> bool:

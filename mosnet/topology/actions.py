@@ -247,12 +247,15 @@ class OvsAddBridge:
     mac: str
     run_dir: str
     datapath: str
+    mtu: int = 1500  # the uplink's: requested for the internal port when not 1500
 
     def __str__(self) -> str:
+        mtu = f" mtu_request={self.mtu}" if self.mtu != 1500 else ""
         return (
             f"ovs-vsctl --may-exist add-br br-mosnet fail_mode=secure datapath_type={self.datapath}"
             f" -- add-port {self.nic} ofport 1 -- add-port {self.port} type=internal"
-            f" mac={self.mac} ofport 2 -- set-controller punix:{self.run_dir}/br-mosnet.controller"
+            f" mac={self.mac}{mtu} ofport 2"
+            f" -- set-controller punix:{self.run_dir}/br-mosnet.controller"
         )
 
 

@@ -36,6 +36,7 @@ from mosnet.topology.actions import (
     OvsBaseFlows,
     OvsDelBridge,
     SetMaster,
+    SetMtu,
     SetNoMaster,
     StartOvs,
     Sysctl,
@@ -68,6 +69,8 @@ class LinuxBridge:
 
     def bridge_actions(self, nic: Nic, port: str, mac: str) -> tuple[Action, ...]:
         peer = port + PEER_SUFFIX
+        # The uplink's MTU end to end (ip=...:<mtu>, bond=...:<mtu>): nothing fragments.
+        mtu = tuple(SetMtu(d, nic.mtu) for d in (port, peer, BRIDGE)) if nic.mtu != 1500 else ()
         return (
             CreateBridge(BRIDGE, bridge_mac(mac)),
             no_ipv6(BRIDGE),
@@ -81,6 +84,7 @@ class LinuxBridge:
             no_ipv6(nic.name),
             SetMaster(nic.name, BRIDGE),
             ForgetLocalMac(nic.name, mac),
+            *mtu,
             LinkUp(nic.name),
             LinkUp(peer),
             LinkUp(BRIDGE),
@@ -113,7 +117,7 @@ class OvsBridge:
             StartOvs(self.run_dir, self.datapath),
             FlushAddresses(nic.name),  # the NIC is a pure L2 uplink: no IP on it
             no_ipv6(nic.name),
-            OvsAddBridge(nic.name, port, mac, self.run_dir, self.datapath),
+            OvsAddBridge(nic.name, port, mac, self.run_dir, self.datapath, nic.mtu),
             OvsBaseFlows(self.run_dir),  # fail_mode=secure: nothing passes before this
             LinkUp(nic.name),
             LinkUp(port),

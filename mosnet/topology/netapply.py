@@ -324,7 +324,8 @@ def _start_ovs(a: StartOvs, ctx: _Ctx) -> None:
 
 def _ovs_add_bridge(a: OvsAddBridge, ctx: _Ctx) -> None:
     dp = _datapath(a.datapath)
-    _ovs_result(vswitch.build_bridge(a.nic, a.port, a.mac, run_dir=a.run_dir, datapath=dp))
+    result = vswitch.build_bridge(a.nic, a.port, a.mac, run_dir=a.run_dir, datapath=dp, mtu=a.mtu)
+    _ovs_result(result)
 
 
 def _ovs_base_flows(a: OvsBaseFlows, ctx: _Ctx) -> None:

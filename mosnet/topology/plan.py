@@ -32,6 +32,7 @@ from mosnet.topology.actions import (
 )
 from mosnet.topology.lease import lease_actions
 from mosnet.uplink.discover import Nic
+from mosnet.uplink.linkstack import LinkAction, LinkStack
 
 RESOLV_CONF = "/etc/resolv.conf"
 DEFAULT4 = IPv4Network("0.0.0.0/0")
@@ -57,6 +58,7 @@ class Plan:
     errors: tuple[str, ...] = ()
     lease: tuple[Action, ...] = ()
     firewall: LoadFirewall | None = None
+    links: tuple[LinkAction, ...] = ()  # renames, bonds, VLANs: before the probe
 
     @property
     def ok(self) -> bool:
@@ -66,10 +68,11 @@ class Plan:
         """The plan as it ran: the bound lease's own address and routes."""
         return dataclasses.replace(self, lease=lease_actions(lease, port, now))
 
-    def steps(self) -> tuple[tuple[str, tuple[Action, ...]], ...]:
+    def steps(self) -> tuple[tuple[str, tuple[Action | LinkAction, ...]], ...]:
         """The numbered sections, in the order they run."""
         fw = (self.firewall,) if self.firewall is not None else ()
         return (
+            ("links (before the probe):", self.links),
             ("actions:", self.actions),
             ("then, on the DHCP port:", self.lease),
             ("firewall (after the network, whatever happened to it):", fw),
@@ -113,11 +116,20 @@ def plan(
     *,
     ovs_available: bool = False,
     resolv_conf: str = RESOLV_CONF,
+    links: LinkStack | None = None,
 ) -> Plan:
-    """The ordered actions that bring up ``cfg`` on one of ``nics``."""
+    """The ordered actions that bring up ``cfg`` on one of ``nics``.
+
+    ``links`` is the link stack that ran before the probe (``nics`` are its
+    candidates): printed first, with its notes.
+    """
     the_plan = _network_plan(cfg, nics, chosen, ovs_available, resolv_conf)
     port = None if the_plan.nic is None else STATIC_PORT if cfg.mode == "static" else DHCP_PORT
-    return dataclasses.replace(the_plan, firewall=firewall_action(cfg, port))
+    stack = links or LinkStack()
+    return dataclasses.replace(
+        the_plan, firewall=firewall_action(cfg, port), links=stack.actions,
+        notes=stack.notes + the_plan.notes,
+    )  # fmt: skip
 
 
 def firewall_action(cfg: NetConfig, uplink: str | None) -> LoadFirewall | None:

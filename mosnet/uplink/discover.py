@@ -39,6 +39,7 @@ class Nic:
     driver: str
     bus_path: str  # e.g. 0000:00:03.0, or "" for virtual links that were named
     kind: str  # "" for a physical NIC, else the netlink link kind (veth, ...)
+    mtu: int = 1500
 
     def describe(self) -> str:
         where = f" at {self.bus_path}" if self.bus_path else ""
@@ -46,7 +47,7 @@ class Nic:
         return f"{self.name} {self.mac} ({what}{where})"
 
 
-def _link_kind(msg: Any) -> str:
+def link_kind(msg: Any) -> str:
     info = msg.get_attr("IFLA_LINKINFO")
     if info is None:
         return ""
@@ -77,7 +78,7 @@ def _is_wireless(sysfs: str, name: str) -> bool:
 
 def _nic_from_msg(msg: Any, sysfs: str, named: frozenset[str]) -> Nic | None:
     name = str(msg.get_attr("IFLA_IFNAME"))
-    kind = _link_kind(msg)
+    kind = link_kind(msg)
     driver, bus_path = _sysfs_device(sysfs, name)
     if name not in named:
         if msg["ifi_type"] != ARPHRD_ETHER or kind or not bus_path:
@@ -85,7 +86,8 @@ def _nic_from_msg(msg: Any, sysfs: str, named: frozenset[str]) -> Nic | None:
         if _is_wireless(sysfs, name):
             return None
     mac = str(msg.get_attr("IFLA_ADDRESS") or "")
-    return Nic(name, int(msg["index"]), mac, driver, bus_path, kind)
+    mtu = int(msg.get_attr("IFLA_MTU") or 1500)
+    return Nic(name, int(msg["index"]), mac, driver, bus_path, kind, mtu)
 
 
 def list_nics(ipr: Any, *, sysfs: str = "/sys", include: Iterable[str] = ()) -> tuple[Nic, ...]:

@@ -13,7 +13,7 @@ from typing import Any
 from mosnet.base.errors import MosnetError
 from mosnet.uplink.discover import Nic
 
-_FIELDS = tuple(f.name for f in fields(Nic))
+_FIELDS = tuple(f.name for f in fields(Nic) if f.name != "mtu")  # mtu: optional, 1500
 
 
 class FixtureError(MosnetError):
@@ -48,4 +48,11 @@ def _nic(entry: dict[str, Any]) -> Nic:
         str(entry["driver"]),
         str(entry["bus_path"]),
         str(entry["kind"]),
+        _mtu(entry.get("mtu", 1500)),
     )
+
+
+def _mtu(value: Any) -> int:
+    if type(value) is not int or not 68 <= value <= 65535:
+        raise FixtureError(f"link mtu {value!r} is not 68-65535")
+    return value

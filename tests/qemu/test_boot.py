@@ -119,6 +119,21 @@ def test_bad_init_is_refused_before_anything_is_deleted(
     assert "Kernel panic" not in console
 
 
+def test_ip_off_boots_without_touching_the_network(images: dict[str, Path], tmp_path: Path) -> None:
+    """ip=off: no bridge, no DHCP, no daemon; the NIC is left down and the root boots."""
+    spec = _spec(images, "root=/dev/vda ip=off mosfirewall=ssh", net="user")
+    with Vm(spec, tmp_path / "console.log") as vm:
+        vm.wait_for(r"^ROOT: done", BOOT_TIMEOUT)
+        console = vm.text()
+    assert "ip=off or rd.neednet=0: no network" in console
+    assert "ROOT: real init running as pid 1" in console
+    assert "br-mosnet" not in console.split("ROOT: --- addresses")[1]
+    assert "dhcp4" not in console and "ROOT:   daemon pid" not in console
+    assert '"mode": "off"' in console  # state.json
+    assert "table inet mosnet-firewall" in console  # the firewall still protects the host
+    assert "FATAL" not in console and "Kernel panic" not in console
+
+
 def test_mosshell_gives_a_working_emergency_shell(images: dict[str, Path], tmp_path: Path) -> None:
     spec = _spec(images, "root=/dev/vdz mosroot_timeout=1 mosshell", net="none")
     with Vm(spec, tmp_path / "console.log") as vm:

@@ -13,6 +13,7 @@ from mosnet.config.model import (
     FirewallSpec,
     Ip4Static,
     Ip6Static,
+    LinkSetting,
     NatSpec,
     NetConfig,
     PortForward,
@@ -128,7 +129,10 @@ GOOD: list[tuple[str, NetConfig]] = [
     ),
     (
         "ip=10.0.0.2::10.0.0.1:255.255.255.0::eth0:none:1500:52:54:00:12:34:56",
-        NetConfig(ip4=Ip4Static(V4("10.0.0.2"), V4("10.0.0.1"), 24, "eth0", "ip")),
+        NetConfig(
+            ip4=Ip4Static(V4("10.0.0.2"), V4("10.0.0.1"), 24, "eth0", "ip"),
+            link_settings=(LinkSetting("eth0", 1500, "52:54:00:12:34:56"),),
+        ),
     ),
     ("ip=10.0.0.2", NetConfig(ip4=Ip4Static(V4("10.0.0.2"), None, 8, None, "ip"))),
 ]
@@ -177,8 +181,8 @@ NOTES = [
     ("ip=auto6", "ip=auto6: not supported yet, ignored"),
     ("ip=eth0:auto6", "ip=eth0:auto6: auto6 not supported yet, ignored"),
     ("ip=::::::ibft", "ip=::::::ibft: ibft not supported yet, ignored"),
-    ("ip=off", "ip=off: ignored, mosnet always brings the network up"),
-    ("ip=eth0:dhcp:9000", "ip=eth0:dhcp:9000: MTU 9000 not supported yet, ignored"),
+    ("ip=off rd.neednet=1", "rd.neednet=1 given: ip=off ignored"),
+    ("ip=none mosip4=10.0.0.2,10.0.0.1,24", "ip=off ignored: a static address is given"),
     ("mosfirewal=ssh", "unknown parameter 'mosfirewal' ignored (typo?)"),
     ("mosbridge=ovs mosbridge=linux", "mosbridge given 2 times: the last valid one wins"),
     ("mosnat=none,80:10.0.0.2:80/tcp", "mosnat=none: port forwards ignored"),

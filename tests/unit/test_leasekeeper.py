@@ -18,7 +18,7 @@ from mosnet.base import netif
 from mosnet.daemon import leasekeeper
 from mosnet.daemon.leasekeeper import LeaseKeeper
 from mosnet.dhcp4 import publish
-from mosnet.dhcp4.client import Client
+from mosnet.dhcp4.client import Client, ClientConfig
 from mosnet.dhcp4.lease import Lease
 from mosnet.l2 import announce
 from mosnet.netphase import dhcpmode
@@ -116,9 +116,16 @@ def test_expiry_removes_the_lease_and_its_record(
 def test_the_boot_binds_through_the_keeper(
     tmp_path: pathlib.Path, kernel: list[tuple[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(dhcpmode, "Client", lambda port: FakeClient(port))
+    configs: list[ClientConfig] = []
+
+    def make(port: str, config: ClientConfig) -> FakeClient:
+        configs.append(config)
+        return FakeClient(port)
+
+    monkeypatch.setattr(dhcpmode, "Client", make)
     resolv = ResolvConf([str(tmp_path / "resolv.conf")])
-    client, lease = dhcpmode.lease_on("mos", str(tmp_path), resolv)
+    client, lease = dhcpmode.lease_on("mos", str(tmp_path), resolv, "web7")
     assert lease == LEASE and client is not None
+    assert [c.machine.hostname for c in configs] == ["web7"]  # ip=<...>:web7: sent in option 12
     assert [what for what, _ in kernel] == ["apply", "garp", "hostname"]
     assert resolv.v4.servers == ("10.0.0.53",) and (tmp_path / "lease-mos.json").exists()

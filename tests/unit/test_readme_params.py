@@ -8,7 +8,7 @@ from pathlib import Path
 from mosnet.config import registry
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-_NAME = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)[=`<]")
+_NAME = re.compile(r"`([A-Za-z_][A-Za-z0-9_.]*)[=`<]")
 
 
 def section(text: str, heading: str) -> str:

@@ -66,6 +66,9 @@ def test_every_yes_no_parameter_takes_the_same_words(name: str) -> None:
         "mosdhcp_prefer_private": lambda t: cmdline.parse(t).config.dhcp.prefer_private,
         "mosshell": lambda t: bootcfg.parse(t)[0].mosshell,
         "mosdebug": lambda t: bootcfg.parse(t)[0].mosdebug,
+        "rd.neednet": lambda t: cmdline.parse(t).config.network,
+        "rd.peerdns": lambda t: cmdline.parse(t).config.peerdns,
+        "rd.bootif": lambda t: cmdline.parse(t).config.use_bootif,
     }[name]
     for word, meaning in registry.BOOL_WORDS.items():
         for spelled in (word, word.upper()):

@@ -48,3 +48,23 @@ def test_write_atomic_replaces_symlink_not_target(tmp_path: pathlib.Path) -> Non
     assert stub.read_text() == "nameserver 127.0.0.53\n"
     assert stat.S_IMODE(link.stat().st_mode) == 0o644
     assert sorted(p.name for p in tmp_path.iterdir()) == ["resolv.conf", "stub-resolv.conf"]
+
+
+def test_static_servers_come_first_and_peerdns_off_keeps_the_peers_out(
+    tmp_path: pathlib.Path,
+) -> None:
+    DnsInfo, ResolvConf = resolvconf.DnsInfo, resolvconf.ResolvConf  # noqa: N806
+    path = str(tmp_path / "resolv.conf")
+    static = DnsInfo(("10.0.0.53",), (), "nameserver=")
+    conf = ResolvConf([path], static=static, peer=False)
+    conf.set_v4(DnsInfo(("10.1.0.53",), ("lab.example",), "dhcp"))
+    conf.set_v6(DnsInfo(("fd00::53",), (), "ra"))
+    text = pathlib.Path(path).read_text()
+    assert "nameserver 10.0.0.53" in text and "10.1.0.53" not in text and "fd00::53" not in text
+    assert "lab.example" not in text
+    both = ResolvConf([path], static=static).retarget([path])
+    both.set_v4(DnsInfo(("10.1.0.53",), (), "dhcp"))
+    lines = pathlib.Path(path).read_text().splitlines()
+    servers = [ln.split()[1] for ln in lines if ln.startswith("nameserver")]
+    assert servers == ["10.0.0.53", "10.1.0.53"]
+    assert ResolvConf([path], peer=False).retarget([path]).peer is False
