@@ -40,6 +40,11 @@ class LoadReport:
     passes: int = 0
 
 
+# Options every load passes, as a modprobe.d line would. bonding: no bond0 of
+# the driver's own (an empty round-robin bond that bond= would have to fight).
+OPTIONS = {"bonding": "max_bonds=0"}
+
+
 def _finit(fd: int, params: str, flags: int) -> None:
     syscalls.finit_module(fd, params, flags)
 
@@ -107,7 +112,7 @@ class Loader:
             self._fail(mod, f"cannot open {path}: {exc.strerror}")
             return False
         try:
-            self.finit(fd, "", flags)
+            self.finit(fd, OPTIONS.get(mod, ""), flags)
         except OSError as exc:
             if exc.errno != errno.EEXIST:  # loaded meanwhile (or by the kernel itself)
                 self._fail(mod, exc.strerror or str(exc))

@@ -22,7 +22,14 @@ def _ip(*args: str) -> None:
 
 @dataclass
 class Gateway:
-    """Namespace ``ns`` with bridge ``br0`` at ``<net>.1/24`` and tap ``tap0``."""
+    """Namespace ``ns`` with bridge ``br0`` at ``<net>.1/24`` and tap ``tap0``.
+
+    ``ipv6`` adds ``<net6>::1/64`` on br0 and has dnsmasq send RAs for
+    ``<net6>::/64``: ``"slaac"`` (A flag, RDNSS ``dns6``, no DHCPv6) or
+    ``"dhcpv6"`` (M flag, no A flag, stateful DHCPv6 from ``<net6>::100-1ff``,
+    2 min leases). dnsmasq puts its one DNS option into both the RA's RDNSS and
+    DHCPv6, so ``dns6`` differs per mode instead.
+    """
 
     name: str
     workdir: Path
@@ -30,10 +37,21 @@ class Gateway:
     taps: tuple[str, ...] = ("tap0",)
     dnsmasq_args: tuple[str, ...] = ()
     pids: list[int] = field(default_factory=list)
+    ipv6: str | None = None  # None | "slaac" | "dhcpv6"
+    net6: str = "fd00:213:7"
 
     @property
     def address(self) -> str:
         return f"{self.net}.1"
+
+    @property
+    def address6(self) -> str:
+        return f"{self.net6}::1"
+
+    @property
+    def dns6(self) -> str:
+        """The IPv6 DNS server dnsmasq hands out: one per mode, so a test sees its source."""
+        return f"{self.net6}::53" if self.ipv6 == "slaac" else f"{self.net6}::5:3"
 
     @property
     def dnsmasq_log(self) -> Path:
@@ -43,8 +61,12 @@ class Gateway:
         self.workdir.mkdir(parents=True, exist_ok=True)
         _ip("netns", "add", self.name)
         _ip("-n", self.name, "link", "set", "lo", "up")
+        if self.ipv6 is not None:  # a router: it must not take its own looped-back RAs
+            _ip("netns", "exec", self.name, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
         _ip("-n", self.name, "link", "add", "br0", "type", "bridge")
         _ip("-n", self.name, "addr", "add", f"{self.address}/24", "dev", "br0")
+        if self.ipv6 is not None:
+            _ip("-n", self.name, "addr", "add", f"{self.address6}/64", "dev", "br0", "nodad")
         _ip("-n", self.name, "link", "set", "br0", "up")
         for tap in self.taps:
             _ip("-n", self.name, "tuntap", "add", "dev", tap, "mode", "tap")
@@ -64,13 +86,25 @@ class Gateway:
             f"--dhcp-option=option:dns-server,{self.address}",
             "--dhcp-option=option:domain-search,mosnet.test",
             f"--dhcp-leasefile={self.workdir / 'leases'}", "--log-dhcp",
-            f"--log-facility={self.dnsmasq_log}", *self.dnsmasq_args,
+            f"--log-facility={self.dnsmasq_log}", *self._ipv6_args(), *self.dnsmasq_args,
         ]  # fmt: skip
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True)
         self.pids.append(proc.pid)
         deadline = time.monotonic() + 10
         while not self.dnsmasq_log.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
+
+    def _ipv6_args(self) -> tuple[str, ...]:
+        if self.ipv6 is None:
+            return ()
+        net6 = self.net6
+        if self.ipv6 == "slaac":  # RA only: prefix with the A flag and RDNSS
+            return ("--enable-ra", f"--dhcp-range={net6}::,ra-only,64",
+                    f"--dhcp-option=option6:dns-server,[{self.dns6}]")  # fmt: skip
+        if self.ipv6 == "dhcpv6":  # M flag, no A flag: addresses only from DHCPv6
+            return ("--enable-ra", f"--dhcp-range={net6}::100,{net6}::1ff,64,2m",
+                    f"--dhcp-option=option6:dns-server,[{self.dns6}]")  # fmt: skip
+        raise ValueError(f"ipv6 mode {self.ipv6!r}: slaac or dhcpv6")
 
     @property
     def http_log(self) -> Path:

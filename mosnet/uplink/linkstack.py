@@ -182,10 +182,12 @@ class _Builder:
         missing = [s for s in spec.slaves if s not in {n.name for n in slaves}]
         if missing:
             self.notes.append(f"bond {spec.name}: no free NIC {', '.join(missing)}")
-        if not slaves or spec.name in present:
-            why = "a NIC has that name" if spec.name in present else "none of its slaves"
+        taken = spec.name in present and present[spec.name].kind != "bond"  # a bond: reused
+        if not slaves or taken:
+            why = "a NIC has that name" if taken else "none of its slaves"
             self.notes.append(f"bond {spec.name} left out: {why}")
             return
+        present.pop(spec.name, None)  # an existing bond of that name is reused
         self.actions.append(CreateBond(spec))
         self.actions += [Enslave(s.name, spec.name, s.name == spec.primary) for s in slaves]
         self.settings(spec.name, spec.mtu)
@@ -197,13 +199,17 @@ class _Builder:
 
     def vlan(self, spec: VlanSpec, present: dict[str, Nic]) -> None:
         parent = self.made.get(spec.parent) or present.get(spec.parent)
-        if parent is None or parent.kind == "vlan" or spec.parent in self.below:
+        above = self.made.get(self.below.get(spec.parent, ""))
+        enslaved = above is not None and above.kind == "bond"
+        if parent is None or parent.kind == "vlan" or enslaved:
             why = "not found" if parent is None else "a VLAN or a bond slave"
             self.notes.append(f"vlan {spec.name} left out: parent {spec.parent} is {why}")
             return
-        if spec.name in present or spec.name in self.made:
+        taken = spec.name in present and present[spec.name].kind != "vlan"  # a VLAN: reused
+        if taken or spec.name in self.made:
             self.notes.append(f"vlan {spec.name} left out: a link has that name")
             return
+        present.pop(spec.name, None)  # an existing VLAN of that name is reused
         if spec.parent not in self.applied:
             self.settings(spec.parent)
         up = [SetLinkUp(spec.parent)] if SetLinkUp(spec.parent) not in self.actions else []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from mosnet.config.cmdline import parse
 from mosnet.topology.plan import plan
 from mosnet.uplink.discover import Nic
-from mosnet.uplink.linkstack import LinkStack, plan_links
+from mosnet.uplink.linkstack import CreateBond, LinkStack, plan_links
 
 NICS = (
     Nic("eth0", 2, "52:54:00:00:00:01", "virtio_net", "0000:00:03.0", ""),
@@ -99,3 +99,15 @@ def test_the_plan_prints_the_links_and_carries_the_mtu_to_the_bridge() -> None:
     ovs = plan(parse("bond=bond0:eth0,eth1::9000 mosbridge=ovs").config, stack.uplinks,
                "bond0", links=stack).render()  # fmt: skip
     assert "add-port bond0 ofport 1" in ovs and "mtu_request=9000" in ovs
+
+
+def test_an_existing_bond_or_vlan_of_that_name_is_reused_not_a_conflict() -> None:
+    """bonding's own bond0, or a second apply: named by ip=, so it is in the list."""
+    bond0 = Nic("bond0", 9, "ba:15:40:1b:54:9a", "", "", "bond")
+    vlan = Nic("bond0.5", 10, "ba:15:40:1b:54:9a", "", "", "vlan")
+    eth9 = Nic("bond0.6", 11, "ba:15:40:1b:54:9b", "", "", "")
+    cfg = parse("bond=bond0:eth0,eth1 vlan=bond0.5:bond0 vlan=bond0.6:bond0").config
+    stack = plan_links(cfg, (*NICS, bond0, vlan, eth9))
+    assert _names(stack) == ["bond0.5", "bond0.6", "eth2"]
+    assert stack.notes == ("vlan bond0.6 left out: a link has that name",)
+    assert sum(isinstance(a, CreateBond) for a in stack.actions) == 1

@@ -353,3 +353,23 @@ def test_load_all_distro_tree_first_private_tree_adds(
     assert ModuleIndex.load_all([str(modroot), str(tmp_path / "absent")]).paths == (
         ModuleIndex.load(str(modroot)).paths
     )
+
+
+def test_bonding_is_loaded_without_a_bond0_of_its_own(tmp_path: pathlib.Path) -> None:
+    """bond= names its bonds; the driver's default bond0 would be an empty round-robin one."""
+    root = tmp_path / "lib/modules/6.1.0-test"
+    (root / "kernel/drivers/net/bonding").mkdir(parents=True)
+    (root / "kernel/drivers/net/bonding/bonding.ko").write_bytes(b"\x7fELF")
+    (root / "kernel/net/8021q").mkdir(parents=True)
+    (root / "kernel/net/8021q/8021q.ko").write_bytes(b"\x7fELF")
+    (root / "modules.dep").write_text(
+        "kernel/drivers/net/bonding/bonding.ko:\nkernel/net/8021q/8021q.ko:\n"
+    )
+    params: dict[str, str] = {}
+
+    def finit(fd: int, options: str, flags: int) -> None:
+        params[modindex.modname(os.readlink(f"/proc/self/fd/{fd}"))] = options
+
+    ld = Loader(ModuleIndex.load(str(root)), finit=finit, proc_modules="/nonexistent")
+    assert ld.load("bonding") and ld.load("8021q")
+    assert params == {"bonding": "max_bonds=0", "8021q": ""}
