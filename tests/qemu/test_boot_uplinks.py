@@ -11,12 +11,15 @@ the static address:
 * VLAN 100, DHCP, Linux bridge, uplink not named: the lease comes over
   the tagged link; negative control: without ``vlan=`` mosnet's untagged
   DHCP reaches the switch, which drops it, and no lease is had;
-* VLAN 100, static via ``ip=…:eth0.100:none``, Open vSwitch, IPv4 and IPv6;
+* VLAN 100, static via ``ip=…:myhost:eth0.100:none:1400``, Open vSwitch, IPv4
+  and IPv6: the host name in state.json, MTU 1400 on the internal port;
 * active-backup bond, DHCP via ``ip=bond0:dhcp``, Linux bridge: the active
   NIC's cable is pulled (QMP ``set_link``) after switch_root; the backup
   takes over, the gateway answers and the lease still renews;
 * 802.3ad bond, DHCP, Open vSwitch: LACP negotiated with the switch's bond;
-* VLAN 100 on an 802.3ad bond, static via ``mosip4=…,bond0.100``, Linux.
+* VLAN 100 on an 802.3ad bond, static ``mosip4=`` without a device, Linux:
+  the gateway probe finds the VLAN; a container's traffic leaves with the
+  bond's MAC (MAC NAT), as on the 802.3ad DHCP case.
 """
 
 from __future__ import annotations
@@ -80,7 +83,7 @@ CASES = {
     ),
     "vlan-static-ovs": Case(
         "ovs", "static", "eth0.100", 1, "vlan eth0 100\ngateway eth0.100\n",
-        f"vlan=eth0.100:eth0 ip={STATIC4}::{GW4}:255.255.255.0:myhost:eth0.100:none "
+        f"vlan=eth0.100:eth0 ip={STATIC4}::{GW4}:255.255.255.0:myhost:eth0.100:none:1400 "
         + STATIC_ARGS,
     ),
     "lacp-dhcp-ovs": Case(
@@ -91,7 +94,7 @@ CASES = {
         "linux", "static", "bond0.100", 2,
         "bond bond0 802.3ad eth0 eth1\nvlan bond0 100\ngateway bond0.100\n",
         f"bond=bond0:eth0,eth1:{LACP} vlan=bond0.100:bond0 "
-        f"mosip4={STATIC4},{GW4},255.255.255.0,bond0.100 " + STATIC_ARGS + CONTAINER,
+        f"mosip4={STATIC4},{GW4},255.255.255.0 " + STATIC_ARGS + CONTAINER,
     ),
 }  # fmt: skip
 UNTAGGED = Case(
@@ -200,6 +203,12 @@ def _check_static(switch: Switch, console: str, case: Case) -> None:
     # The switch reached the host on the tagged interface, at the uplink's MAC.
     neigh = switch.run(f"ip neigh show {STATIC4} dev {case.gw_iface}")
     assert GUEST_MACS[0] in neigh, neigh
+    state = _state(console)
+    if ":myhost:" in case.append:  # ip=...:<hostname>:<iface>:none:<mtu>
+        assert state["hostname"] == "myhost", state
+        assert re.search(r"^ROOT:   \d+: public: <[^>]*> mtu 1400 ", console, re.M)
+    if ",bond0.100" not in case.append and "eth0.100:none" not in case.append:
+        assert "answered ARP" in str(state["nic_reason"]), state  # the probe found it
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -26,6 +26,7 @@ from ipaddress import IPv4Address, IPv6Address
 from init.cmdsetup import BootInput
 from mosnet.config import kcmdline, registry
 from mosnet.config.model import FirewallPreset, FirewallSpec, NatSpec, PortForward, PortRange
+from tests.unit.helpers import hostile_links
 
 Check = Callable[[BootInput, int], bool]  # (what PID 1 parsed, console level) -> ok
 SEPARATORS = (b" ", b"  ", b"\t", b"\n", b"\r\n", b"\x0b", b"\x0c", b"\xa0", b" \xa0 ")
@@ -92,7 +93,7 @@ HOSTILE: dict[str, tuple[str, ...]] = {
     "mosroot_fetch_timeout": ("１", "1e3", "99999"),
     "nfsroot": ("10.0.0.1", "10.0.0.1:srv", "[zz::1]:/srv"),
     "loglevel": ("x", "²", "99999999999999"),
-}
+} | hostile_links.HOSTILE
 
 
 @dataclass(frozen=True)
@@ -312,6 +313,7 @@ KINDS: tuple[Callable[[random.Random], tuple[str, Check]], ...] = (
     _simple("rootdelay", ("0", "5", "3600"), "rootdelay", int),
     _simple("mosroot_timeout", ("0.5", "30", "3600"), "mosroot_timeout", float),
     _simple("mosinit", ("chain", "switchroot"), "mosinit"),
+    *hostile_links.KINDS,
 )  # fmt: skip
 REPEATABLE_KEYS = registry.REPEATABLE
 BAKEABLE_KEYS = registry.BAKEABLE
