@@ -28,7 +28,7 @@ from qemu.vm import OUT, TOP, Vm, VmSpec
 
 INIT = TOP / "qemu" / "switch-init.sh"
 CACHE = TOP / ".cache" / "switchvm"
-TOOLS = (Path("/usr/sbin/dnsmasq"), Path("/usr/sbin/ip"))
+TOOLS = (Path("/usr/sbin/dnsmasq"), Path("/usr/sbin/ip"), Path("/usr/sbin/bridge"))
 MODULES = ("virtio_pci", "virtio_net", "bonding", "8021q", "bridge")
 GW4, GW6, NET4 = "10.77.0.1", "fd00:77::1", "10.77.0"
 _DIRS = ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "run")

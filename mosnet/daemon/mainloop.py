@@ -28,14 +28,16 @@ from typing import Any, NoReturn, Protocol
 
 from mosnet.base import log, proctitle, wake
 from mosnet.base.errors import StartFailed
-from mosnet.daemon import leasekeeper, watch
+from mosnet.daemon import failover, leasekeeper, watch
 from mosnet.daemon.leasekeeper import LeaseKeeper
 from mosnet.daemon.proxyproc import ProxySpec, Supervisor
 from mosnet.daemon.rootfollow import Follower
 from mosnet.daemon.supervise import POLL_IN, Slot, Watch, pidfds_work, stop_on_sigterm
 from mosnet.dhcp4.client import Client, ClientConfig
 from mosnet.ipv6 import autoconf
+from mosnet.l2 import linkevents
 from mosnet.ovs import ovsrt
+from mosnet.proxy import proxyd
 from mosnet.state import coexist, statefile
 from mosnet.state.resolvconf import ResolvConf
 
@@ -255,6 +257,10 @@ class _Daemon:
         if spec.proxy is not None:
             self.supervisor = Supervisor(spec.proxy)
             self._thread(self.supervisor.run)
+            if linkevents.bonds_below(spec.proxy.ifname):
+                p = spec.proxy
+                again = functools.partial(proxyd.announce_all, p.ifname, p.config)
+                self._thread(failover.run, p.ifname, again, self.stop.is_set, self.stop.fileno())
         if not follower.done:
             stop_fd = self.stop.fileno()
             self._thread(follow, follower, spec.run_dir, spec.chain, stop_fd, self._entered)

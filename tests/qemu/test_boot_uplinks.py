@@ -15,7 +15,8 @@ the static address:
   and IPv6: the host name in state.json, MTU 1400 on the internal port;
 * active-backup bond, DHCP via ``ip=bond0:dhcp``, Linux bridge: the active
   NIC's cable is pulled (QMP ``set_link``) after switch_root; the backup
-  takes over, the gateway answers and the lease still renews;
+  takes over, the daemon's announcement moves the host to the backup port
+  in the switch's table, the gateway answers and the lease still renews;
 * 802.3ad bond, DHCP, Open vSwitch: LACP negotiated with the switch's bond;
 * VLAN 100 on an 802.3ad bond, static ``mosip4=`` without a device, Linux:
   the gateway probe finds the VLAN; a container's traffic leaves with the
@@ -28,6 +29,7 @@ import json
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -250,6 +252,9 @@ def test_active_backup_survives_a_pulled_cable(images: dict[str, Path], tmp_path
         active = before.fields["Currently Active Slave"]
         acks_before = _acks(rig.switch, "br0")
         qmp.set_link(rig.qmp, f"g{active[-1]}", up=False)
+        # The daemon tells the switch at once, before the host sends anything of its own.
+        backup = f"eth{1 - int(active[-1])}"  # guest NIC i is cabled to switch NIC i
+        fdb = _learned_on(rig.switch, GUEST_MACS[0], backup)
         rig.guest.send("go\n")
         rig.guest.wait_for(r"^ROOT: done", 240)
         console = rig.guest.text()
@@ -257,6 +262,9 @@ def test_active_backup_survives_a_pulled_cable(images: dict[str, Path], tmp_path
     address = _check_uplink(console, BACKUP)
     assert {s["MII Status"] for s in before.slaves.values()} == {"up"}, before
     assert re.search(rf"^ROOT: pingafter {re.escape(GW4)} ok after \d+ tries", console, re.M)
+    assert f"{GUEST_MACS[0]} dev {backup} " in fdb, fdb
+    announced = rf"ROOT: log: .* bond0: bond0 failed over to {backup}: announcing the host again"
+    assert re.search(announced, console), _links_log(console)
     after = _guest_bonds(console)[-1]
     assert after.slaves[active]["MII Status"] == "down", after
     assert after.fields["Currently Active Slave"] not in (active, "None"), after
@@ -265,6 +273,16 @@ def test_active_backup_survives_a_pulled_cable(images: dict[str, Path], tmp_path
     assert set(acks_after) == {f"{address} {GUEST_MACS[0]}"}, acks_after
     final = re.findall(rf"ROOT:\s+inet ({re.escape(NET4)}\.\d+)/24 .* mos\r?$", console, re.M)
     assert final[-1] == address, final
+
+
+def _learned_on(switch: Switch, mac: str, port: str, within: float = 8.0) -> str:
+    """The switch's forwarding entry for ``mac`` once it names ``port`` (or at the end)."""
+    deadline = time.monotonic() + within
+    while True:
+        fdb = switch.run(f"/usr/sbin/bridge fdb show br br0 | grep {mac}")
+        if f"{mac} dev {port} " in fdb or time.monotonic() > deadline:
+            return fdb
+        time.sleep(0.5)
 
 
 def test_untagged_dhcp_gets_no_lease(images: dict[str, Path], tmp_path: Path) -> None:
