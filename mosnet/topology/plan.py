@@ -128,8 +128,23 @@ def plan(
     stack = links or LinkStack()
     return dataclasses.replace(
         the_plan, firewall=firewall_action(cfg, port), links=stack.actions,
-        notes=stack.notes + the_plan.notes,
+        notes=config_notes(cfg) + stack.notes + the_plan.notes,
     )  # fmt: skip
+
+
+def config_notes(cfg: NetConfig) -> tuple[str, ...]:
+    """What the line changes beyond the actions: host name, DNS, BOOTIF, no network."""
+    out = []
+    if not cfg.network:
+        out.append("ip=off or rd.neednet=0: PID 1 brings no network up (this is what it would do)")
+    if cfg.hostname:
+        dhcp = ", sent to the DHCP server" if cfg.mode == "dhcp" else ""
+        out.append(f"host name {cfg.hostname} (ip=): set first{dhcp}")
+    if not cfg.peerdns:
+        out.append("rd.peerdns=0: DNS servers from DHCP and router advertisements left out")
+    if cfg.mode == "dhcp" and cfg.bootif and cfg.use_bootif and not cfg.dhcp.devices:
+        out.append(f"BOOTIF={cfg.bootif}: DHCP only on that NIC, or the bond or VLAN above it")
+    return tuple(out)
 
 
 def firewall_action(cfg: NetConfig, uplink: str | None) -> LoadFirewall | None:

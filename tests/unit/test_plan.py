@@ -22,6 +22,7 @@ from mosnet.dhcp4.lease import Lease
 from mosnet.topology import actions
 from mosnet.topology.plan import Plan, plan
 from mosnet.uplink import nicfile
+from mosnet.uplink.linkstack import plan_links
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
 GOLDEN = DATA / "golden" / "plan"
@@ -67,6 +68,25 @@ CASES: dict[str, tuple[str, str, str | None]] = {
     "err_no_nics_firewall_kept": (V4 + " mosfirewall=ssh", "none", None),
     "dhcp_lease_routes": ("", "two_nics", "eno2"),
     "dhcp_lease_p2p": ("", "two_nics", "eno2"),
+    # dracut's link parameters: the link stack is printed first (mosnet.uplink.linkstack)
+    "lacp_vlan_dhcp": (
+        "bond=bond0:eno1,eno2:mode=802.3ad,lacp_rate=fast,xmit_hash_policy=layer3+4:9000"
+        " vlan=bond0.100:bond0 ip=bond0.100:dhcp mosbridge=ovs",
+        "two_nics",
+        "bond0.100",
+    ),
+    "active_backup_static_mtu": (
+        "bond=bond0:eno1,eno2:mode=active-backup,primary=eno2"
+        " ip=192.168.1.10::192.168.1.1:255.255.255.0:web1:bond0:none:9000",
+        "two_nics",
+        None,
+    ),
+    "ifname_rename": (V4 + ",wan0 ifname=wan0:0c:c4:7a:10:00:02", "two_nics", None),
+    "bootif_dhcp_peerdns": (
+        "BOOTIF=01-0c-c4-7a-10-00-02 rd.peerdns=0 ip=::::node7::dhcp:1400",
+        "two_nics",
+        "eno2",
+    ),
 }
 # cases whose plan ran: the bound lease replaces the request (option 121; a /32)
 ACQUIRED = 1000.0
@@ -87,13 +107,19 @@ LEASES: dict[str, Lease] = {
 }  # fmt: skip
 
 
-def _render(case: str) -> str:
+def _plan(case: str) -> Plan:
+    """As ``mosnet plan --links`` builds it: the link stack's candidates, then the plan."""
     cmdline, links, chosen = CASES[case]
     parsed = parse(cmdline)
     assert not parsed.errors, parsed.errors
-    nics = nicfile.load(str(DATA / "links" / f"{links}.json"))
+    stack = plan_links(parsed.config, nicfile.load(str(DATA / "links" / f"{links}.json")))
+    return plan(parsed.config, stack.uplinks, chosen, links=stack)
+
+
+def _render(case: str) -> str:
+    cmdline, links, chosen = CASES[case]
     head = f"# cmdline: {cmdline or '(none)'}\n# links: {links}.json, chosen: {chosen or '-'}\n"
-    the_plan = plan(parsed.config, nics, chosen)
+    the_plan = _plan(case)
     if case in LEASES:  # 600 s after the lease was acquired
         head += "# lease bound 600 s ago\n"
         the_plan = the_plan.with_lease(LEASES[case], "mos", ACQUIRED + 600.0)
@@ -116,9 +142,8 @@ def test_no_stale_golden_files() -> None:
 
 def test_error_plans_have_no_actions() -> None:
     for case in CASES:
-        cmdline, links, chosen = CASES[case]
-        nics = nicfile.load(str(DATA / "links" / f"{links}.json"))
-        result = plan(parse(cmdline).config, nics, chosen)
+        cmdline = CASES[case][0]
+        result = _plan(case)
         assert case.startswith("err_") == (not result.ok)
         if not result.ok:
             assert result.actions == () and result.rollback == () and result.lease == ()
