@@ -90,6 +90,8 @@ def _set_devkmsg(value: str) -> str | None:
 
 
 GUEST_MODULES = ("veth", "tun")
+# Parameters a distro initramfs acts on too (dracut: all; initramfs-tools: ip=).
+DISTRO_NET_KEYS = frozenset({"ip", "bond", "vlan", "ifname", "rd.neednet"})
 
 
 def uplink_modules(net: NetConfig) -> tuple[str, ...]:
@@ -298,11 +300,13 @@ def _setup(state: BootState) -> None:
     state.cmdline, state.cfg, state.net = inp.merged, inp.boot, inp.net
     _log.info("%s", cmdsetup.describe(inp))
     state.chain = chain.requested_target(state.cfg.chain)
-    if state.chain is not None and any(p.key == "ip" for p in inp.merged.line.params):
+    shared = sorted({p.key for p in inp.merged.line.params if p.key in DISTRO_NET_KEYS})
+    if state.chain is not None and shared:
         _log.warning(
-            "chain mode: ip= stays in /proc/cmdline for the distro's init; initramfs-tools "
-            "acts on it for NFS roots and network hooks (dropbear, iSCSI) and would configure "
-            "the NIC again; use mosip4=/mosip6= or DHCP mode (no ip=)"
+            "chain mode: %s stay in /proc/cmdline for the distro's init; initramfs-tools acts "
+            "on ip= (NFS roots, dropbear, iSCSI) and dracut on all of them, and would configure "
+            "the NICs again; use mosip4=/mosip6= or DHCP mode, and no bond=/vlan=/ifname=",
+            ", ".join(f"{k}=" for k in shared),
         )
     state.timings["setup"] = time.monotonic() - start
 
