@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 
 from mosnet.base import log, wake
-from mosnet.l2 import linkevents
+from mosnet.l2 import linkevents, linkwatch
 
 RECHECK = (0.0, 0.3, 1.0, 3.0)  # after a link change: when to read the active slaves
 
@@ -52,7 +52,7 @@ def run(
     checks: list[float] = []
     _log.info("%s: watching %s for failovers (active: %s)", uplink, ", ".join(bonds),
               ", ".join(f"{b} {s or '-'}" for b, s in last.items()))  # fmt: skip
-    with linkevents.subscribe() as sock:
+    with linkwatch.link_socket() as sock:
         while not stopping():
             timeout = max(0.0, checks[0] - clock()) if checks else None
             if sock.fileno() in wake.wait_readable([sock.fileno(), stop_fd], timeout):

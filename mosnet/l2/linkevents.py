@@ -11,11 +11,10 @@ depend on which notifications a kernel version sends.
 from __future__ import annotations
 
 import os
-import socket
 import struct
 from collections.abc import Iterable
 
-from mosnet.l2.linkwatch import RTM_DELLINK, RTM_NEWLINK, RTMGRP_LINK, SO_RCVBUF_SIZE
+from mosnet.l2.linkwatch import RTM_DELLINK, RTM_NEWLINK
 
 _NLMSGHDR = struct.Struct("=IHHII")
 _IFINFOMSG = struct.Struct("=BxHiII")
@@ -68,16 +67,3 @@ def indexes(data: bytes) -> list[int]:
             found.append(_IFINFOMSG.unpack_from(data, offset + _NLMSGHDR.size)[2])
         offset += (length + 3) & ~3
     return found
-
-
-def subscribe() -> socket.socket:
-    """A non-blocking rtnetlink socket on the link group."""
-    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SO_RCVBUF_SIZE)
-        sock.bind((0, RTMGRP_LINK))
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock

@@ -64,23 +64,29 @@ def parse(data: bytes, ifindex: int) -> list[bool | None]:
     return states
 
 
+def link_socket(program: bytes | None = None) -> socket.socket:
+    """A non-blocking rtnetlink socket on the link group, ``program`` filtering it."""
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
+    try:
+        if program is not None:
+            with contextlib.suppress(OSError):  # without it: more wake-ups, same answers
+                bpf.attach(sock, program)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SO_RCVBUF_SIZE)
+        sock.bind((0, RTMGRP_LINK))
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class LinkWatch:
     """A non-blocking subscription to one interface's link notifications."""
 
     def __init__(self, ifname: str, resync: Callable[[], bool | None] | None = None) -> None:
         self.ifindex = socket.if_nametoindex(ifname)
         self._resync = resync or (lambda: carrier(ifname))
-        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
-        try:
-            with contextlib.suppress(OSError):  # without it: more wake-ups, same answers
-                bpf.attach(sock, index_filter(self.ifindex))
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SO_RCVBUF_SIZE)
-            sock.bind((0, RTMGRP_LINK))
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
-        self._sock = sock
+        self._sock = link_socket(index_filter(self.ifindex))
 
     def fileno(self) -> int:
         return self._sock.fileno()

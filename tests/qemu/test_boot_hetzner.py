@@ -17,7 +17,6 @@ IPv4 and IPv6. Checked from the provider side:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -28,32 +27,13 @@ import pytest
 
 from qemu.topology import Gateway
 from qemu.vm import GUEST_MAC, OUT, Vm
+from tests.qemu import provider
 from tests.qemu.conftest import BOOT_TIMEOUT, boot_spec
 
 NET6 = "fd00:213:7"
 CT4, CT6 = ".60", "::60"
 L2ASK = str(Path(__file__).resolve().parents[1] / "netns" / "l2ask.py")
-FILTER = """
-table bridge macfilter {
-  chain pre {
-    type filter hook prerouting priority -200; policy accept;
-    iifname "tap0" ether saddr %(mac)s counter accept
-    iifname "tap0" counter drop comment "foreign source MAC"
-  }
-  chain post {
-    type filter hook postrouting priority -200; policy accept;
-    oifname "tap0" ether daddr != %(mac)s ether daddr & 01:00:00:00:00:00 == 00:00:00:00:00:00 \
-      counter drop comment "unicast to a foreign MAC"
-  }
-}
-"""
 CASES = [("linux", "static"), ("ovs", "static"), ("linux", "dhcp"), ("ovs", "dhcp")]
-
-
-def _drops(gw: Gateway) -> dict[str, int]:
-    text = gw.run("nft", "list", "table", "bridge", "macfilter").stdout
-    found = re.findall(r'counter packets (\d+) bytes \d+ drop comment "([^"]+)"', text)
-    return {name: int(n) for n, name in found}
 
 
 def _ask(gw: Gateway, *targets: str) -> dict[str, set[str]]:
@@ -68,19 +48,11 @@ def _ask(gw: Gateway, *targets: str) -> dict[str, set[str]]:
     return out
 
 
-def _neighbours(gw: Gateway) -> dict[str, str]:
-    rows = json.loads(gw.run("ip", "-j", "neigh", "show", "dev", "br0").stdout or "[]")
-    return {r["dst"]: r.get("lladdr", "") for r in rows}
-
-
 def _gateway(tmp_path: Path, mode: str) -> Gateway:
     gw = Gateway(name=f"mosqh-{os.getpid()}-{mode}", workdir=tmp_path / "gw")
     gw.start(dhcp=mode == "dhcp")
     gw.run("ip", "addr", "add", f"{NET6}::1/64", "dev", "br0", "nodad")
-    subprocess.run(
-        ["ip", "netns", "exec", gw.name, "nft", "-f", "-"],
-        input=FILTER % {"mac": GUEST_MAC}, text=True, check=True,
-    )  # fmt: skip
+    provider.filter_macs(gw, GUEST_MAC)
     return gw
 
 
@@ -107,16 +79,16 @@ def test_container_behind_mac_filter(
         with Vm(spec, tmp_path / "console.log") as vm:
             vm.wait_for(r"^ROOT: host turn: MAC NAT on", BOOT_TIMEOUT)
             host4 = f"{gw.net}.52" if mode == "static" else _leased(gw)
-            pings = {a: _ping(gw, a) for a in (ct4, ct6, host4)}
+            pings = {a: provider.ping(gw, a) for a in (ct4, ct6, host4)}
             answers = _ask(gw, ct4, ct6, host4, gw.address, f"{NET6}::1", f"{gw.net}.99",
                            f"{NET6}::99")  # fmt: skip
-            neigh, with_nat = _neighbours(gw), _drops(gw)
+            neigh, with_nat = provider.neighbours(gw), provider.drops(gw)
             vm.send("go\n")
             vm.wait_for(r"^ROOT: host turn: after proxy restart", 120)
-            ping_back = _ping(gw, ct4)
+            ping_back = provider.ping(gw, ct4)
             vm.send("go\n")
             vm.wait_for(r"^ROOT: done", 120)
-            without_nat, console = _drops(gw), vm.text()
+            without_nat, console = provider.drops(gw), vm.text()
     finally:
         gw.stop()
     assert f"ROOT: container on br-mosnet ({backend})" in console
@@ -139,11 +111,6 @@ def test_container_behind_mac_filter(
     assert "ROOT: MAC NAT removed" in console
     assert f"ROOT: container ping {gw.address} (no MAC NAT) FAILED" in console
     assert without_nat["foreign source MAC"] > 0, without_nat
-
-
-def _ping(gw: Gateway, addr: str) -> bool:
-    argv = ("/bin/busybox", "ping", "-6" if ":" in addr else "-4", "-c", "2", "-W", "3", addr)
-    return any(gw.run(*argv, timeout=20).returncode == 0 for _ in range(2))
 
 
 def _leased(gw: Gateway) -> str:

@@ -14,44 +14,26 @@ filter's drop counters at 0 and only the NIC MAC in the gateway's neighbours.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from qemu.topology import Gateway
 from qemu.vm import GUEST_MAC, OUT, Vm
+from tests.qemu import provider
 from tests.qemu.conftest import BOOT_TIMEOUT, boot_spec
 
 CT4, CT6 = ".60", "::60"
 EUI64 = "5054:ff:fe12:3456"  # the kernel's SLAAC interface id for GUEST_MAC (addr_gen_mode 0)
-FILTER = """
-table bridge macfilter {
-  chain pre {
-    type filter hook prerouting priority -200; policy accept;
-    iifname "tap0" ether saddr %(mac)s counter accept
-    iifname "tap0" counter drop comment "foreign source MAC"
-  }
-  chain post {
-    type filter hook postrouting priority -200; policy accept;
-    oifname "tap0" ether daddr != %(mac)s ether daddr & 01:00:00:00:00:00 == 00:00:00:00:00:00 \
-      counter drop comment "unicast to a foreign MAC"
-  }
-}
-"""
 CASES = [("linux", "slaac"), ("ovs", "slaac"), ("linux", "dhcpv6"), ("ovs", "dhcpv6")]
 
 
 def _gateway(tmp_path: Path, mode: str) -> Gateway:
     gw = Gateway(name=f"mosq6-{os.getpid()}-{mode}", workdir=tmp_path / "gw", ipv6=mode)
     gw.start()
-    subprocess.run(
-        ["ip", "netns", "exec", gw.name, "nft", "-f", "-"],
-        input=FILTER % {"mac": GUEST_MAC}, text=True, check=True,
-    )  # fmt: skip
+    provider.filter_macs(gw, GUEST_MAC)
     return gw
 
 
@@ -94,26 +76,6 @@ def _link_local(gw: Gateway) -> str:
     return found.group(1)
 
 
-def _drops(gw: Gateway) -> dict[str, int]:
-    text = gw.run("nft", "list", "table", "bridge", "macfilter").stdout
-    found = re.findall(r'counter packets (\d+) bytes \d+ drop comment "([^"]+)"', text)
-    return {name: int(n) for n, name in found}
-
-
-def _neighbours(gw: Gateway) -> dict[str, str]:
-    """The gateway's neighbours on br0 but its own addresses: the kernel lists its
-    own link-local (as a router) once its multicast RAs loop back to it."""
-    rows = json.loads(gw.run("ip", "-j", "neigh", "show", "dev", "br0").stdout or "[]")
-    own = gw.run("ip", "-o", "addr", "show", "dev", "br0").stdout
-    mine = set(re.findall(r"inet6? ([0-9a-f.:]+)/", own))
-    return {r["dst"]: r.get("lladdr", "") for r in rows if r["dst"] not in mine}
-
-
-def _ping(gw: Gateway, addr: str) -> bool:
-    argv = ("/bin/busybox", "ping", "-6" if ":" in addr else "-4", "-c", "2", "-W", "3", addr)
-    return any(gw.run(*argv, timeout=20).returncode == 0 for _ in range(2))
-
-
 @pytest.mark.parametrize(("backend", "mode"), CASES, ids=[f"{b}-{m}" for b, m in CASES])
 def test_ipv6_at_boot_and_macnat(
     images: dict[str, Path], tmp_path: Path, backend: str, mode: str
@@ -130,8 +92,8 @@ def test_ipv6_at_boot_and_macnat(
             vm.wait_for(r"^ROOT: host turn: MAC NAT on", BOOT_TIMEOUT)
             router = _link_local(gw)  # br0 has one once the tap is up
             host6 = [a.split("/")[0] for a in _global6(vm.text()).get("mos", [])]
-            pings = {a: _ping(gw, a) for a in (ct6, *host6)}
-            neigh, drops = _neighbours(gw), _drops(gw)
+            pings = {a: provider.ping(gw, a) for a in (ct6, *host6)}
+            neigh, drops = provider.neighbours(gw), provider.drops(gw)
             vm.send("go\n")
             vm.wait_for(r"^ROOT: done", 60)
             console = vm.text()

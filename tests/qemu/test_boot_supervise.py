@@ -23,15 +23,14 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from qemu.topology import Gateway
 from qemu.vm import GUEST_MAC, OUT, Vm
+from tests.qemu import provider
 from tests.qemu.conftest import BOOT_TIMEOUT, boot_spec
-from tests.qemu.test_boot_hetzner import FILTER, _drops
 
 CT4 = ".60"
 
@@ -43,10 +42,7 @@ def _gateway(tmp_path: Path) -> Gateway:
         dnsmasq_args=("--dhcp-option=option:T1,12", "--dhcp-option=option:T2,20"),
     )
     gw.start()
-    subprocess.run(
-        ["ip", "netns", "exec", gw.name, "nft", "-f", "-"],
-        input=FILTER % {"mac": GUEST_MAC}, text=True, check=True,
-    )  # fmt: skip
+    provider.filter_macs(gw, GUEST_MAC)
     return gw
 
 
@@ -68,7 +64,7 @@ def test_killed_daemon_and_ovs_daemons_come_back_in_the_real_root(
             vm.send("go\n")
             vm.wait_for(r"^ROOT: host turn: supervise: after the kills", 240)
             after = gw.dnsmasq_log.read_text()[mark:]
-            drops = _drops(gw)
+            drops = provider.drops(gw)
             vm.send("go\n")
             vm.wait_for(r"^ROOT: done", 60)
             console = vm.text()

@@ -18,8 +18,9 @@ from pathlib import Path
 from qemu import grubdisk, recipes
 from qemu.topology import Gateway
 from qemu.vm import TOP, Vm, VmSpec
+from tests.qemu import provider
 from tests.qemu.conftest import BOOT_TIMEOUT, boot_spec, http_get
-from tests.qemu.test_boot_hetzner import NET6, _drops, _gateway, _ping
+from tests.qemu.test_boot_hetzner import NET6, _gateway
 
 BOOTIF = "BOOTIF=01-52-54-00-12-34-56"
 
@@ -150,9 +151,9 @@ def test_hetzner_worked_example(images: dict[str, Path], tmp_path: Path) -> None
     try:
         with Vm(spec, tmp_path / "console.log") as vm:
             vm.wait_for(r"^ROOT: host turn: MAC NAT on", BOOT_TIMEOUT)
-            pings = {a: _ping(gw, a) for a in (host4, host6, ct4, ct6)}
+            pings = {a: provider.ping(gw, a) for a in (host4, host6, ct4, ct6)}
             ssh, other = http_get(gw, host4, 22), http_get(gw, host4, 8080)
-            drops, console = _drops(gw), vm.text()
+            drops, console = provider.drops(gw), vm.text()
     finally:
         gw.stop()
     assert "network mode: static" in console
